@@ -1,0 +1,85 @@
+//! Scaled dot-product attention, Eq. 1 of the paper (§3.2.1).
+//!
+//! ```text
+//! Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V
+//! ```
+//!
+//! Each of the n queries (rows of Q) is compared with each of the m keys (rows of K) by a dot
+//! product; the scores of one query become a probability distribution over the keys; the
+//! output for that query is the matching weighted average of the values (rows of V). So every
+//! output row is a convex combination of the rows of V.
+//!
+//! Why divide by sqrt(d_k)? Footnote 4: if the components of q and k are independent with mean 0
+//! and variance 1, then q . k has mean 0 and variance d_k. Left unscaled, large d_k pushes the
+//! softmax into regions where one key takes almost all the weight and the gradients vanish.
+//! Dividing by sqrt(d_k) brings the variance back to 1, whatever the width.
+
+use nalgebra::{DMatrix, RealField};
+
+use crate::mask::Mask;
+use crate::softmax::softmax_rows;
+
+/// The result of Eq. 1: the output and the attention weights that produced it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Attention<T: RealField> {
+    /// softmax(Q K^T / sqrt(d_k)) V, shape (n, d_v).
+    pub output: DMatrix<T>,
+    /// softmax(Q K^T / sqrt(d_k)), shape (n, m): row i is query i's distribution over the keys.
+    pub weights: DMatrix<T>,
+}
+
+// ANCHOR: attention
+/// Scaled dot-product attention (`eq:attention`), with an optional mask (`eq:causal-mask`).
+///
+/// # Shapes
+/// `q`: (n, d_k), `k`: (m, d_k), `v`: (m, d_v), `mask`: (n, m) -> output (n, d_v),
+/// weights (n, m).
+///
+/// # Panics
+/// If the shapes do not fit together; the message names them.
+///
+/// # Example
+/// Two keys, equally similar to the query, so the output is the mean of the two values:
+/// ```
+/// use nalgebra::dmatrix;
+/// let q = dmatrix![1.0, 0.0];
+/// let k = dmatrix![0.0, 1.0; 0.0, -1.0];
+/// let v = dmatrix![2.0; 4.0];
+/// let a = aiayn::attention::scaled_dot_product_attention(&q, &k, &v, None);
+/// assert_eq!(a.weights, dmatrix![0.5, 0.5]);
+/// assert_eq!(a.output, dmatrix![3.0]);
+/// ```
+pub fn scaled_dot_product_attention<T: RealField + Copy>(
+    q: &DMatrix<T>,
+    k: &DMatrix<T>,
+    v: &DMatrix<T>,
+    mask: Option<&Mask>,
+) -> Attention<T> {
+    check_shapes(q, k, v);
+    let d_k: T = nalgebra::convert(q.ncols() as f64);
+    let mut scores = q * k.transpose() / d_k.sqrt(); // (n, d_k) x (d_k, m) -> (n, m)
+    if let Some(mask) = mask {
+        mask.apply(&mut scores); // forbidden pairs -> -inf
+    }
+    let weights = softmax_rows(&scores); // each row sums to 1 (or is 0 if fully masked)
+    let output = &weights * v; // (n, m) x (m, d_v) -> (n, d_v)
+    Attention { output, weights }
+}
+// ANCHOR_END: attention
+
+fn check_shapes<T: RealField>(q: &DMatrix<T>, k: &DMatrix<T>, v: &DMatrix<T>) {
+    assert_eq!(
+        q.ncols(),
+        k.ncols(),
+        "attention: queries have d_k = {} but keys have d_k = {}",
+        q.ncols(),
+        k.ncols()
+    );
+    assert_eq!(
+        k.nrows(),
+        v.nrows(),
+        "attention: {} keys but {} values; each key needs one value",
+        k.nrows(),
+        v.nrows()
+    );
+}

@@ -1,0 +1,37 @@
+//! # aiayn: "Attention Is All You Need", verified
+//!
+//! A reference implementation of the Transformer of Vaswani et al. (2017), arXiv:1706.03762,
+//! one small module per idea of the paper, named after the paper's symbols. Matrices are
+//! nalgebra `DMatrix` with one row per position (the paper's row-vector convention `x W`),
+//! generic over the float type (`f64` for verification, `f32` for speed).
+//!
+//! | paper | module |
+//! |---|---|
+//! | §3.1 encoder and decoder stacks | [`encoder`], [`decoder`], [`sublayer`], [`layer_norm`], [`model`] |
+//! | §3.2.1 scaled dot-product attention, Eq. 1 | [`attention`], [`softmax`] |
+//! | §3.2.2 multi-head attention | [`multi_head`] |
+//! | §3.2.3 masks | [`mask`] |
+//! | §3.3 position-wise feed-forward, Eq. 2 | [`feed_forward`] |
+//! | §3.4 embeddings and softmax | [`embedding`] |
+//! | §3.5 positional encoding | [`positional`] |
+//! | §5 training: Eq. 3, Adam, label smoothing | [`train`] |
+//! | §6.2 Table 3 | [`config`] |
+
+pub mod attention;
+pub mod config;
+pub mod decoder;
+pub mod embedding;
+pub mod encoder;
+pub mod feed_forward;
+pub mod init;
+pub mod layer_norm;
+pub mod mask;
+pub mod model;
+pub mod multi_head;
+pub mod positional;
+pub mod softmax;
+pub mod sublayer;
+pub mod train;
+
+pub use config::Config;
+pub use model::Transformer;
