@@ -67,6 +67,26 @@ pub fn scaled_dot_product_attention<T: RealField + Copy>(
 }
 // ANCHOR_END: attention
 
+// ANCHOR: dot_variance
+/// Footnote 4's experiment (`eq:dot-variance`): draws `samples` pairs of vectors q, k with
+/// independent components of mean 0 and variance 1 (uniform on [-sqrt 3, sqrt 3]) and returns
+/// the sample mean and sample variance of q . k. The footnote predicts mean 0 and variance d_k.
+pub fn dot_product_moments(d_k: usize, samples: usize, rng: &mut impl rand::Rng) -> (f64, f64) {
+    let a = 3f64.sqrt(); // uniform on [-a, a] has variance a^2 / 3 = 1
+    let dots: Vec<f64> = (0..samples)
+        .map(|_| {
+            (0..d_k)
+                .map(|_| rng.random_range(-a..=a) * rng.random_range(-a..=a))
+                .sum()
+        })
+        .collect();
+    let n = samples as f64;
+    let mean = dots.iter().sum::<f64>() / n;
+    let variance = dots.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, variance)
+}
+// ANCHOR_END: dot_variance
+
 fn check_shapes<T: RealField>(q: &DMatrix<T>, k: &DMatrix<T>, v: &DMatrix<T>) {
     assert_eq!(
         q.ncols(),

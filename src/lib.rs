@@ -35,3 +35,6 @@ pub mod train;
 
 pub use config::Config;
 pub use model::Transformer;
+
+#[cfg(feature = "book")]
+pub mod book;

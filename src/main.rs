@@ -1,1 +1,84 @@
-fn main() {}
+//! The `aiayn` command: serve or build the book, count parameters, verify fixtures.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+
+#[derive(Parser)]
+#[command(
+    name = "aiayn",
+    version,
+    about = "Attention Is All You Need, as a book whose every claim runs"
+)]
+struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the book and serve it (the default with no command).
+    Serve {
+        /// Port on 127.0.0.1.
+        #[arg(long, default_value_t = 3000)]
+        port: u16,
+        /// Where to write the book.
+        #[arg(long, default_value = "book/out")]
+        out: PathBuf,
+    },
+    /// Build the book without serving it.
+    Build {
+        /// Where to write the book.
+        #[arg(long, default_value = "book/out")]
+        out: PathBuf,
+    },
+    /// Parameter counts of Table 3 rows, by part.
+    Params {
+        /// A Table 3 row (base, A1..A4, B1, B2, C1..C7, D1..D4, E, big) or `all`.
+        #[arg(long, default_value = "base")]
+        config: String,
+        /// Vocabulary size (shared source/target vocabulary).
+        #[arg(long, default_value_t = 37000)]
+        vocab: usize,
+        /// Count biases on the attention projections (as PyTorch's nn.MultiheadAttention has).
+        #[arg(long)]
+        attention_bias: bool,
+        /// One JSON object per row, in an array.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match args.command.unwrap_or(Command::Serve {
+        port: 3000,
+        out: PathBuf::from("book/out"),
+    }) {
+        Command::Serve { port, out } => cli::serve(&out, port),
+        Command::Build { out } => cli::build(&out),
+        Command::Params {
+            config,
+            vocab,
+            attention_bias,
+            json,
+        } => cli::params(&config, vocab, attention_bias, json),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

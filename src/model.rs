@@ -109,7 +109,8 @@ impl<T: RealField + Copy> Transformer<T> {
     // ANCHOR_END: decode
 
     // ANCHOR: generator
-    /// The generator: the shared-weight linear map and a log-softmax over the vocabulary.
+    /// The generator (`eq:generator`): the shared-weight linear map `y E^T` and a log-softmax
+    /// over the vocabulary.
     ///
     /// # Shapes
     /// `y`: (n_t, d_model) -> (n_t, vocab); each row's exponentials sum to 1.

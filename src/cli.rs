@@ -1,0 +1,116 @@
+//! The commands behind `aiayn`. Each returns an exit code or a [`CliError`] with a message.
+
+use std::fmt;
+use std::path::Path;
+use std::process::ExitCode;
+
+use aiayn::config::{Config, TABLE3_ROWS};
+
+/// A failure the user can act on: a message and the exit code that goes with it.
+#[derive(Debug)]
+pub struct CliError {
+    pub message: String,
+    /// 2 for bad arguments or unreadable input, 1 for a failed check.
+    pub code: u8,
+}
+
+impl CliError {
+    pub fn usage(message: impl Into<String>) -> Self {
+        CliError {
+            message: message.into(),
+            code: 2,
+        }
+    }
+    pub fn exit_code(&self) -> u8 {
+        self.code
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+pub fn serve(out: &Path, port: u16) -> Result<ExitCode, CliError> {
+    aiayn::book::serve(out, port).map_err(|e| CliError {
+        message: e.to_string(),
+        code: 1,
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn build(out: &Path) -> Result<ExitCode, CliError> {
+    aiayn::book::build(out).map_err(|e| CliError {
+        message: e.to_string(),
+        code: 1,
+    })?;
+    println!("wrote the book to {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn params(
+    row: &str,
+    vocab: usize,
+    attention_bias: bool,
+    json: bool,
+) -> Result<ExitCode, CliError> {
+    if vocab == 0 {
+        return Err(CliError::usage("--vocab must be at least 1"));
+    }
+    let names: Vec<&str> = if row == "all" {
+        TABLE3_ROWS.to_vec()
+    } else {
+        vec![row]
+    };
+    let mut rows = Vec::new();
+    for name in names {
+        let mut config = Config::table3(name).map_err(|e| CliError::usage(e.to_string()))?;
+        config.attention_bias = attention_bias;
+        rows.push((
+            name,
+            config.param_counts(vocab),
+            Config::reported(name).and_then(|r| r.params_millions),
+        ));
+    }
+    let convention = format!(
+        "one {vocab} x d_model embedding shared by source, target and pre-softmax linear (counted once); \
+         attention projections {} biases; LayerNorm gain and bias; post-norm, no final stack norm; \
+         learned positions (row E) cover {} positions",
+        if attention_bias { "with" } else { "without" },
+        Config::base().max_len
+    );
+    if json {
+        let items: Vec<String> = rows
+            .iter()
+            .map(|(name, c, paper)| {
+                format!(
+                    "{{\"row\": \"{name}\", \"embedding\": {}, \"positional\": {}, \"encoder\": {}, \"decoder\": {}, \
+                     \"total\": {}, \"paper_millions\": {}, \"vocab\": {vocab}, \"attention_bias\": {attention_bias}, \
+                     \"convention\": \"{convention}\"}}",
+                    c.embedding,
+                    c.positional,
+                    c.encoder,
+                    c.decoder,
+                    c.total,
+                    paper.map_or("null".to_string(), |p| p.to_string())
+                )
+            })
+            .collect();
+        println!("[\n  {}\n]", items.join(",\n  "));
+    } else {
+        println!("convention: {convention}");
+        println!(
+            "{:<5} {:>12} {:>11} {:>12} {:>12} {:>12} {:>8}",
+            "row", "embedding", "positional", "encoder", "decoder", "total", "paper"
+        );
+        for (name, c, paper) in &rows {
+            let paper = paper.map_or("-".to_string(), |p| format!("{p}M"));
+            println!(
+                "{name:<5} {:>12} {:>11} {:>12} {:>12} {:>12} {paper:>8}",
+                c.embedding, c.positional, c.encoder, c.decoder, c.total
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
