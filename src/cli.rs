@@ -1,7 +1,7 @@
 //! The commands behind `aiayn`. Each returns an exit code or a [`CliError`] with a message.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use aiayn::config::{Config, TABLE3_ROWS};
@@ -113,4 +113,49 @@ pub fn params(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+pub fn verify(files: &[PathBuf]) -> Result<ExitCode, CliError> {
+    let (mut failed, mut malformed) = (0, 0);
+    for path in files {
+        let report = aiayn::fixture::load(path).and_then(|f| aiayn::fixture::check(&f));
+        match report {
+            Err(e) => {
+                malformed += 1;
+                eprintln!("error: {e}");
+            }
+            Ok(report) => {
+                let verdict = if report.passed() { "ok" } else { "MISMATCH" };
+                println!(
+                    "{} ({} / {}): {verdict}",
+                    path.display(),
+                    report.op,
+                    report.case
+                );
+                for c in &report.comparisons {
+                    println!(
+                        "  {:<28} max abs {:9.2e}  max rel {:9.2e}  tolerance abs {:.0e} + rel {:.0e}  {}",
+                        c.name,
+                        c.max_abs_error,
+                        c.max_rel_error,
+                        c.tolerance.abs,
+                        c.tolerance.rel,
+                        if c.passed() { "ok".to_string() } else { format!("{} of {} outside", c.mismatches, c.len) }
+                    );
+                }
+                if !report.passed() {
+                    failed += 1;
+                }
+            }
+        }
+    }
+    let passed = files.len() - failed - malformed;
+    println!("{passed} passed, {failed} failed, {malformed} unreadable or malformed");
+    Ok(ExitCode::from(if malformed > 0 {
+        2
+    } else if failed > 0 {
+        1
+    } else {
+        0
+    }))
 }

@@ -38,3 +38,5 @@ pub use model::Transformer;
 
 #[cfg(feature = "book")]
 pub mod book;
+#[cfg(feature = "book")]
+pub mod fixture;

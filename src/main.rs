@@ -50,6 +50,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check golden fixture files (fixtures/README.md) against this implementation.
+    ///
+    /// Exit status: 0 when every tensor matches, 1 when any mismatches, 2 when a file is
+    /// unreadable or malformed.
+    Verify {
+        /// Fixture files (JSON, format aiayn-fixture/1).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -73,6 +82,7 @@ fn main() -> ExitCode {
             attention_bias,
             json,
         } => cli::params(&config, vocab, attention_bias, json),
+        Command::Verify { files } => cli::verify(&files),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,405 @@
+//! Golden fixtures: every `fixtures/*.json` (written by PyTorch, see fixtures/README.md) is
+//! checked against this crate, and the harness itself is shown to catch mismatches and to
+//! reject malformed files with a message that names the file and the field.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use aiayn::fixture::{self, Fixture, Tensor, OPS};
+use serde_json::Value;
+
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+fn all_fixtures() -> Vec<Fixture> {
+    let files = fixture::discover(&fixtures_dir()).expect("fixtures/ is readable");
+    files
+        .iter()
+        .map(|p| fixture::load(p).unwrap_or_else(|e| panic!("{e}")))
+        .collect()
+}
+
+fn load(name: &str) -> Fixture {
+    fixture::load(&fixtures_dir().join(name)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn json_of(name: &str) -> Value {
+    let text = std::fs::read_to_string(fixtures_dir().join(name)).expect("fixture exists");
+    serde_json::from_str(&text).expect("fixture is JSON")
+}
+
+/// Every fixture in fixtures/, whatever its name: the forward values within the file's
+/// tolerance (1e-12 absolute + 1e-10 relative in float64), the autograd gradients within that of
+/// a central finite difference of this crate's forward pass.
+#[test]
+fn every_fixture_matches_pytorch() {
+    let mut failures = Vec::new();
+    let fixtures = all_fixtures();
+    for f in &fixtures {
+        let report = fixture::check(f).unwrap_or_else(|e| panic!("{e}"));
+        for c in report.comparisons.iter().filter(|c| !c.passed()) {
+            failures.push(format!(
+                "{} {}: {} of {} elements outside abs {:e} + rel {:e} (max abs error {:e})",
+                f.path.display(),
+                c.name,
+                c.mismatches,
+                c.len,
+                c.tolerance.abs,
+                c.tolerance.rel,
+                c.max_abs_error
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "fixtures that do not match:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// Deleting fixtures must not make the suite pass vacuously: every op has a fixture, and
+/// every layer op has gradients.
+#[test]
+fn every_op_has_a_fixture_and_every_layer_its_gradients() {
+    let fixtures = all_fixtures();
+    for op in OPS {
+        assert!(
+            fixtures.iter().any(|f| f.op == op),
+            "no fixture exercises op {op}"
+        );
+    }
+    for op in [
+        "attention",
+        "multi_head_attention",
+        "feed_forward",
+        "layer_norm",
+        "encoder_layer",
+        "decoder_layer",
+        "transformer",
+        "label_smoothing",
+    ] {
+        assert!(
+            fixtures
+                .iter()
+                .any(|f| f.op == op && f.gradients.as_ref().is_some_and(|g| !g.wrt.is_empty())),
+            "no fixture carries gradients for op {op}"
+        );
+    }
+}
+
+/// Gradients cover every parameter and every float input of the case they belong to.
+#[test]
+fn gradients_cover_every_parameter() {
+    for f in all_fixtures() {
+        let Some(g) = &f.gradients else { continue };
+        for name in f.params.keys() {
+            assert!(
+                g.wrt.contains_key(name),
+                "{}: no gradient for parameter {name}",
+                f.path.display()
+            );
+        }
+    }
+}
+
+fn largest(t: &Tensor) -> usize {
+    (0..t.data.len())
+        .max_by(|&a, &b| t.data[a].abs().total_cmp(&t.data[b].abs()))
+        .expect("non-empty")
+}
+
+/// The harness can fail: scaling the largest expected value of any tensor by (1 + 1e-6) is
+/// reported as a mismatch, in every fixture.
+#[test]
+fn expected_values_perturbed_by_one_part_in_a_million_are_mismatches() {
+    for f in all_fixtures() {
+        for name in f.expected.keys() {
+            let mut bad = f.clone();
+            let t = bad.expected.get_mut(name).expect("present");
+            let i = largest(t);
+            t.data[i] *= 1.0 + 1e-6;
+            let report = fixture::check(&bad).expect("still well formed");
+            let c = report
+                .comparisons
+                .iter()
+                .find(|c| c.name == format!("expected.{name}"))
+                .expect("compared");
+            assert!(
+                !c.passed(),
+                "{}: expected.{name} perturbed by 1e-6 went unnoticed",
+                f.path.display()
+            );
+            assert_eq!(c.mismatches, 1, "exactly the perturbed element fails");
+        }
+    }
+}
+
+/// The gradient check can fail too: a gradient off by 0.01% (100 times the finite-difference
+/// tolerance) is caught.
+#[test]
+fn gradients_perturbed_by_one_part_in_ten_thousand_are_mismatches() {
+    for name in [
+        "attention-causal.json",
+        "feed_forward-relu.json",
+        "layer_norm-eps-1e-5.json",
+    ] {
+        let mut f = load(name);
+        let g = f.gradients.as_mut().expect("has gradients");
+        let (key, t) = g.wrt.iter_mut().next().expect("some gradient");
+        let key = key.clone();
+        let i = largest(t);
+        t.data[i] *= 1.0 + 1e-4;
+        let report = fixture::check(&f).expect("well formed");
+        let c = report
+            .comparisons
+            .iter()
+            .find(|c| c.name == format!("gradients.wrt.{key}"))
+            .expect("compared");
+        assert!(
+            !c.passed(),
+            "{name}: gradient {key} perturbed by 1e-4 went unnoticed"
+        );
+    }
+}
+
+/// A changed input without a changed expectation fails: the check depends on the inputs.
+#[test]
+fn changing_an_input_breaks_the_match() {
+    let mut f = load("multi_head_attention-cross.json");
+    let t = f.inputs.get_mut("key").expect("has a key input");
+    t.data[0] += 0.5;
+    let report = fixture::check(&f).expect("well formed");
+    assert!(!report.passed());
+}
+
+fn parse_err(json: &Value) -> String {
+    fixture::parse(Path::new("fixtures/x.json"), json)
+        .expect_err("malformed")
+        .to_string()
+}
+
+fn check_err(json: &Value) -> String {
+    let f = fixture::parse(Path::new("fixtures/x.json"), json).expect("parses");
+    fixture::check(&f)
+        .expect_err("does not fit its op")
+        .to_string()
+}
+
+#[test]
+fn a_missing_field_is_named() {
+    let mut j = json_of("feed_forward-relu.json");
+    j.as_object_mut().unwrap().remove("expected");
+    assert_eq!(parse_err(&j), "fixtures/x.json: expected: missing");
+
+    let mut j = json_of("feed_forward-relu.json");
+    j["params"].as_object_mut().unwrap().remove("b_1");
+    assert_eq!(check_err(&j), "fixtures/x.json: params.b_1: missing");
+
+    let mut j = json_of("encoder_layer-post-norm.json");
+    j["config"].as_object_mut().unwrap().remove("d_ff");
+    assert!(
+        check_err(&j).contains("config.d_ff: missing"),
+        "{}",
+        check_err(&j)
+    );
+}
+
+#[test]
+fn a_wrong_shape_is_named_with_both_shapes() {
+    let mut j = json_of("feed_forward-relu.json");
+    let w = j["params"]["w_1"].clone();
+    let shape: Vec<u64> = w["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap())
+        .collect();
+    // Same data, transposed shape: what forgetting PyTorch's (out, in) layout looks like.
+    j["params"]["w_1"]["shape"] = serde_json::json!([shape[1], shape[0]]);
+    let msg = check_err(&j);
+    assert!(
+        msg.starts_with("fixtures/x.json: params.w_1: expected shape"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("[{}, {}]", shape[0], shape[1]))
+            && msg.contains(&format!("[{}, {}]", shape[1], shape[0])),
+        "{msg}"
+    );
+
+    let mut j = json_of("softmax-rows.json");
+    j["inputs"]["x"]["shape"] = serde_json::json!([1000]);
+    assert!(
+        parse_err(&j).contains("inputs.x: shape [1000] needs 1000 numbers"),
+        "{}",
+        parse_err(&j)
+    );
+}
+
+#[test]
+fn an_expected_tensor_of_the_wrong_shape_is_named() {
+    let mut j = json_of("feed_forward-relu.json");
+    let data = j["expected"]["output"]["data"].as_array().unwrap().clone();
+    j["expected"]["output"] = serde_json::json!({"shape": [data.len()], "data": data});
+    let msg = check_err(&j);
+    assert!(
+        msg.starts_with("fixtures/x.json: expected.output: expected shape ["),
+        "{msg}"
+    );
+}
+
+#[test]
+fn nan_in_expected_values_is_rejected() {
+    // JSON has no NaN; Python's json module writes the bare word, which is not JSON either.
+    let text = std::fs::read_to_string(fixtures_dir().join("softmax-rows.json")).unwrap();
+    let j: Value = serde_json::from_str(&text).unwrap();
+    let first = j["expected"]["y"]["data"][0].to_string();
+    let poisoned = text.replacen(&first, "NaN", 1);
+    let path = std::env::temp_dir().join(format!("aiayn-nan-{}.json", std::process::id()));
+    std::fs::write(&path, poisoned).unwrap();
+    let msg = fixture::load(&path)
+        .expect_err("NaN is not accepted")
+        .to_string();
+    std::fs::remove_file(&path).ok();
+    assert!(msg.contains("not valid JSON"), "{msg}");
+
+    let mut j = json_of("softmax-rows.json");
+    j["expected"]["y"]["data"][0] = Value::Null; // how serde_json itself writes NaN
+    assert!(
+        parse_err(&j).contains("expected.y: element 0 is null, not a finite number"),
+        "{}",
+        parse_err(&j)
+    );
+}
+
+#[test]
+fn an_unknown_op_lists_the_known_ones() {
+    let mut j = json_of("softmax-rows.json");
+    j["op"] = Value::from("gelu");
+    let msg = parse_err(&j);
+    assert!(
+        msg.starts_with("fixtures/x.json: op: unknown op \"gelu\"; known ops: softmax, attention"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_wrong_format_tag_is_named() {
+    let mut j = json_of("softmax-rows.json");
+    j["format"] = Value::from("aiayn-fixture/2");
+    assert!(parse_err(&j).contains("format: expected \"aiayn-fixture/1\""));
+}
+
+#[test]
+fn token_ids_outside_the_vocabulary_are_named() {
+    let mut j = json_of("transformer-tiny.json");
+    j["inputs"]["src"]["data"][0] = Value::from(1000.0);
+    let msg = check_err(&j);
+    assert!(
+        msg.contains("inputs.src: 1000 is not a token id in 0.."),
+        "{msg}"
+    );
+}
+
+fn aiayn(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_aiayn"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+#[test]
+fn verify_exits_0_when_every_fixture_matches() {
+    let files: Vec<String> = fixture::discover(&fixtures_dir())
+        .unwrap()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let args: Vec<&str> = std::iter::once("verify")
+        .chain(files.iter().map(String::as_str))
+        .collect();
+    let out = aiayn(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "{} passed, 0 failed, 0 unreadable or malformed",
+            files.len()
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("max abs") && stdout.contains("tolerance abs"),
+        "{stdout}"
+    );
+}
+
+fn temp_file(tag: &str, contents: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("aiayn-{tag}-{}.json", std::process::id()));
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+#[test]
+fn verify_exits_1_on_a_mismatch() {
+    let mut j = json_of("layer_norm-eps-1e-5.json");
+    let x = j["expected"]["output"]["data"][3].as_f64().unwrap();
+    j["expected"]["output"]["data"][3] = Value::from(x * (1.0 + 1e-6));
+    let path = temp_file("mismatch", &j.to_string());
+    let out = aiayn(&["verify", path.to_str().unwrap()]);
+    std::fs::remove_file(&path).ok();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("MISMATCH") && stdout.contains("1 of 32 outside"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn verify_exits_2_on_a_truncated_file_without_a_panic() {
+    let text = std::fs::read_to_string(fixtures_dir().join("softmax-rows.json")).unwrap();
+    let path = temp_file("truncated", &text[..text.len() / 2]);
+    let out = aiayn(&["verify", path.to_str().unwrap()]);
+    std::fs::remove_file(&path).ok();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}: not valid JSON", path.display())),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn verify_exits_2_on_a_missing_file() {
+    let out = aiayn(&["verify", "no/such/fixture.json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no/such/fixture.json: cannot read the file"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn verify_exits_2_on_a_misshapen_parameter() {
+    let mut j = json_of("multi_head_attention-self.json");
+    j["params"]["w_o"]["shape"] = serde_json::json!([6, 24]);
+    let path = temp_file("misshapen", &j.to_string());
+    let out = aiayn(&["verify", path.to_str().unwrap()]);
+    std::fs::remove_file(&path).ok();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("params.w_o: expected shape [12, 12], found [6, 24]"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
