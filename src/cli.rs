@@ -81,23 +81,25 @@ pub fn params(
         Config::base().max_len
     );
     if json {
-        let items: Vec<String> = rows
+        let items: Vec<serde_json::Value> = rows
             .iter()
             .map(|(name, c, paper)| {
-                format!(
-                    "{{\"row\": \"{name}\", \"embedding\": {}, \"positional\": {}, \"encoder\": {}, \"decoder\": {}, \
-                     \"total\": {}, \"paper_millions\": {}, \"vocab\": {vocab}, \"attention_bias\": {attention_bias}, \
-                     \"convention\": \"{convention}\"}}",
-                    c.embedding,
-                    c.positional,
-                    c.encoder,
-                    c.decoder,
-                    c.total,
-                    paper.map_or("null".to_string(), |p| p.to_string())
-                )
+                serde_json::json!({
+                    "row": name,
+                    "embedding": c.embedding,
+                    "positional": c.positional,
+                    "encoder": c.encoder,
+                    "decoder": c.decoder,
+                    "total": c.total,
+                    "paper_millions": paper,
+                    "vocab": vocab,
+                    "attention_bias": attention_bias,
+                    "convention": convention,
+                })
             })
             .collect();
-        println!("[\n  {}\n]", items.join(",\n  "));
+        let text = serde_json::to_string_pretty(&items).expect("plain values serialise");
+        println!("{text}");
     } else {
         println!("convention: {convention}");
         println!(
