@@ -450,8 +450,8 @@ pub fn compare(
         if w != 0.0 {
             max_rel_error = max_rel_error.max(e / w.abs());
         }
-        // NaN in `got` fails this test, as it must.
-        if !(e <= tolerance.abs + tolerance.rel * w.abs()) {
+        let within = e <= tolerance.abs + tolerance.rel * w.abs(); // false for NaN, as it must be
+        if !within {
             mismatches += 1;
         }
     }
