@@ -38,7 +38,7 @@ use crate::train::schedule::lrate;
 pub const FORMAT: &str = "aiayn-fixture/1";
 
 /// The ops a fixture may name.
-pub const OPS: [&str; 11] = [
+pub const OPS: [&str; 12] = [
     "softmax",
     "attention",
     "multi_head_attention",
@@ -50,6 +50,7 @@ pub const OPS: [&str; 11] = [
     "positional_encoding",
     "label_smoothing",
     "adam",
+    "param_count",
 ];
 
 /// An n-dimensional array of f64 in row-major order.
@@ -1202,6 +1203,27 @@ fn run(
             }
             out.insert("params".into(), Tensor::stack(params_after));
             out.insert("lr".into(), Tensor::new(vec![steps], lrs));
+        }
+        "param_count" => {
+            let config = crate::config::Config {
+                n_layers: f.config_usize("n_layers")?,
+                d_model: f.config_usize("d_model")?,
+                d_ff: f.config_usize("d_ff")?,
+                h: f.config_usize("h")?,
+                d_k: f.config_usize("d_k")?,
+                d_v: f.config_usize("d_v")?,
+                attention_bias: f.config_bool("attention_bias", false)?,
+                ..crate::config::Config::base()
+            };
+            let counts = config.param_counts(f.config_usize("vocab")?);
+            for (name, value) in [
+                ("total", counts.total),
+                ("embedding", counts.embedding),
+                ("encoder", counts.encoder),
+                ("decoder", counts.decoder),
+            ] {
+                out.insert(name.into(), Tensor::scalar(value as f64));
+            }
         }
         other => return Err(f.err("op", format!("unknown op {other:?}"))),
     }
