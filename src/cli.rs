@@ -32,8 +32,42 @@ impl fmt::Display for CliError {
     }
 }
 
+/// The output directory: the default `book/out` is under the crate root, so that the book
+/// lands in the same place from any working directory; any other path is taken as given.
+fn output_dir(root: &Path, out: &Path) -> std::path::PathBuf {
+    if out == Path::new("book/out") {
+        root.join("book").join("out")
+    } else {
+        out.to_path_buf()
+    }
+}
+
+fn build_book(root: &Path, out: &Path) -> Result<aiayn::book::Built, CliError> {
+    let built = aiayn::book::build(root, &output_dir(root, out)).map_err(|e| CliError {
+        message: e.to_string(),
+        code: 1,
+    })?;
+    for warning in &built.warnings {
+        eprintln!("warning: {warning}");
+    }
+    println!(
+        "built the book ({} chapters, {} equations, {} figures) in {:.2} s: {}",
+        built.chapters,
+        built.equations,
+        built.figures,
+        built.elapsed.as_secs_f64(),
+        built.out.display()
+    );
+    Ok(built)
+}
+
 pub fn serve(out: &Path, port: u16) -> Result<ExitCode, CliError> {
-    aiayn::book::serve(out, port).map_err(|e| CliError {
+    let root = aiayn::book::default_root();
+    // Bind first: a busy port is reported before the build, not after.
+    let listener = aiayn::book::bind(port).map_err(|e| CliError::usage(e.to_string()))?;
+    let built = build_book(&root, out)?;
+    println!("serving the book at http://127.0.0.1:{port}/ (Ctrl-C to stop)");
+    aiayn::book::serve(listener, &built.out).map_err(|e| CliError {
         message: e.to_string(),
         code: 1,
     })?;
@@ -41,11 +75,7 @@ pub fn serve(out: &Path, port: u16) -> Result<ExitCode, CliError> {
 }
 
 pub fn build(out: &Path) -> Result<ExitCode, CliError> {
-    aiayn::book::build(out).map_err(|e| CliError {
-        message: e.to_string(),
-        code: 1,
-    })?;
-    println!("wrote the book to {}", out.display());
+    build_book(&aiayn::book::default_root(), out)?;
     Ok(ExitCode::SUCCESS)
 }
 

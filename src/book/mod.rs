@@ -1,16 +1,220 @@
-//! The book tooling: builds the mdBook in `book/` with the project's preprocessors and serves it.
+//! The book tooling: builds the mdBook in `book/` with the project's preprocessors, draws its
+//! figures, and serves the result.
+//!
+//! mdBook runs in-process (`mdbook-driver`): no separately installed tool. The build
+//!
+//! 1. scans the equation registry ([`registry`]) from `book/src`, `src`, `tests`, `fixtures`;
+//! 2. runs mdBook's own `{{#include}}` pass, then [`preprocess::Equations`] (a box under every
+//!    equation, the verification table) and [`preprocess::Math`] (LaTeX to MathML);
+//! 3. renders HTML into the output directory and writes the figures ([`figures`]) into its
+//!    `figures/` directory, drawn meanwhile on another thread.
+//!
+//! The book's sources are found from the crate root: `AIAYN_ROOT` if set, else the directory
+//! the crate was compiled from, so `aiayn build` works from any working directory.
 
-use std::path::Path;
+pub mod check;
+pub mod figures;
+pub mod math;
+pub mod preprocess;
+pub mod registry;
+pub mod serve;
+pub mod svg;
 
-/// Renders the book into `out`.
-pub fn build(out: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    let _ = out;
-    Err("the book is not built yet".into())
+use std::fmt;
+use std::fs;
+use std::io;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use mdbook_driver::config::Config;
+use mdbook_driver::MDBook;
+
+use registry::Registry;
+
+/// The file that marks a directory as a book built here, so that a rebuild may empty it.
+const MARKER: &str = ".aiayn-book";
+
+/// A failed build or serve, with a message for the reader.
+#[derive(Debug)]
+pub struct BookError(pub String);
+
+impl fmt::Display for BookError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
-/// Renders the book into `out` and serves it on 127.0.0.1:`port`.
-pub fn serve(out: &Path, port: u16) -> Result<(), Box<dyn std::error::Error>> {
-    build(out)?;
-    let _ = port;
+impl std::error::Error for BookError {}
+
+impl From<io::Error> for BookError {
+    fn from(e: io::Error) -> Self {
+        BookError(e.to_string())
+    }
+}
+
+/// The crate root holding `book/`, `src/`, `tests/` and `fixtures/`: `AIAYN_ROOT` if set,
+/// otherwise the directory this crate was compiled from.
+pub fn default_root() -> PathBuf {
+    match std::env::var_os("AIAYN_ROOT") {
+        Some(root) if !root.is_empty() => PathBuf::from(root),
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+    }
+}
+
+/// What a build produced.
+#[derive(Clone, Debug)]
+pub struct Built {
+    /// The output directory (absolute).
+    pub out: PathBuf,
+    pub chapters: usize,
+    /// Distinct equation ids in the book.
+    pub equations: usize,
+    pub figures: usize,
+    /// Registry and integrity problems: the build goes on, `cargo test` fails on them.
+    pub warnings: Vec<String>,
+    pub elapsed: Duration,
+}
+
+/// Refuses to build into a directory that holds something other than a previous build: mdBook
+/// empties its output directory first.
+fn check_output_dir(root: &Path, out: &Path) -> Result<(), BookError> {
+    let book = root.join("book");
+    let inside_sources = [
+        root.to_path_buf(),
+        book.clone(),
+        book.join("src"),
+        book.join("theme"),
+    ]
+    .iter()
+    .any(|p| p.canonicalize().ok() == out.canonicalize().ok() && out.exists());
+    if inside_sources {
+        return Err(BookError(format!(
+            "refusing to write the book into {}: that directory holds sources",
+            out.display()
+        )));
+    }
+    if out.is_file() {
+        return Err(BookError(format!(
+            "{} is a file, not a directory",
+            out.display()
+        )));
+    }
+    if out.is_dir() && !out.join(MARKER).exists() {
+        let mut entries = fs::read_dir(out)
+            .map_err(|e| BookError(format!("cannot read {}: {e}", out.display())))?;
+        if entries.next().is_some() {
+            return Err(BookError(format!(
+                "refusing to write the book into {}: it is not empty and holds no earlier build \
+                 (the build empties its output directory); choose another --out",
+                out.display()
+            )));
+        }
+    }
     Ok(())
+}
+
+/// Builds the book of the crate at `root` into `out`.
+///
+/// # Errors
+/// A missing book, an output directory that is not ours, a LaTeX error (naming the chapter,
+/// line and expression), a figure that fails to draw, or an I/O error.
+pub fn build(root: &Path, out: &Path) -> Result<Built, BookError> {
+    let start = Instant::now();
+    let book_dir = root.join("book");
+    let config_file = book_dir.join("book.toml");
+    if !config_file.is_file() {
+        return Err(BookError(format!(
+            "no book at {}: expected {} (set AIAYN_ROOT to the crate's directory)",
+            root.display(),
+            config_file.display()
+        )));
+    }
+    let out = std::path::absolute(out)
+        .map_err(|e| BookError(format!("cannot use {} as output: {e}", out.display())))?;
+    check_output_dir(root, &out)?;
+
+    // Figures are independent of mdBook: draw them on a second thread meanwhile.
+    let drawing = std::thread::spawn(figures::draw_all);
+
+    let mut registry = Registry::scan(root)
+        .map_err(|e| BookError(format!("cannot scan the equation registry: {e}")))?;
+    let order: Vec<String> = check::summary_chapters(root)
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect();
+    registry.order_chapters(&order);
+    let mut warnings: Vec<String> = registry.problems().iter().map(|p| p.to_string()).collect();
+    for p in check::includes(root)
+        .into_iter()
+        .chain(check::summary(root))
+        .chain(check::figure_links(root))
+    {
+        warnings.push(p.to_string());
+    }
+    let equations = registry.ids().len();
+
+    let mut config = Config::from_disk(&config_file)
+        .map_err(|e| BookError(format!("{}: {e:#}", config_file.display())))?;
+    config.build.build_dir = out.clone();
+    config.build.create_missing = false;
+    let mut md = MDBook::load_with_config(&book_dir, config)
+        .map_err(|e| BookError(format!("cannot load the book: {e:#}")))?;
+    let chapters = md
+        .iter()
+        .filter(
+            |item| matches!(item, mdbook_driver::book::BookItem::Chapter(c) if c.path.is_some()),
+        )
+        .count();
+    md.with_preprocessor(preprocess::Equations { registry });
+    md.with_preprocessor(preprocess::Math {
+        src_dir: book_dir.join("src"),
+        display_prefix: "book/src/".to_string(),
+    });
+    md.build()
+        .map_err(|e| BookError(format!("the book did not build: {e:#}")))?;
+
+    let drawn = drawing
+        .join()
+        .map_err(|_| BookError("drawing the figures panicked".to_string()))?
+        .map_err(BookError)?;
+    let figure_dir = out.join("figures");
+    fs::create_dir_all(&figure_dir)
+        .map_err(|e| BookError(format!("cannot create {}: {e}", figure_dir.display())))?;
+    for (name, svg) in &drawn {
+        let path = figure_dir.join(format!("{name}.svg"));
+        fs::write(&path, svg)
+            .map_err(|e| BookError(format!("cannot write {}: {e}", path.display())))?;
+    }
+    fs::write(
+        out.join(MARKER),
+        "built by `aiayn build`; this directory is emptied on rebuild\n",
+    )?;
+    Ok(Built {
+        out,
+        chapters,
+        equations,
+        figures: drawn.len(),
+        warnings,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Binds 127.0.0.1:`port`, or explains why not.
+pub fn bind(port: u16) -> Result<TcpListener, BookError> {
+    TcpListener::bind(("127.0.0.1", port)).map_err(|e| match e.kind() {
+        io::ErrorKind::AddrInUse => BookError(format!(
+            "port {port} is in use; try --port {}",
+            port.checked_add(1).unwrap_or(8000)
+        )),
+        io::ErrorKind::PermissionDenied => BookError(format!(
+            "no permission to listen on port {port}; try --port 3000"
+        )),
+        _ => BookError(format!("cannot listen on 127.0.0.1:{port}: {e}")),
+    })
+}
+
+/// Serves an already built book from `out` on `listener` until the process ends.
+pub fn serve(listener: TcpListener, out: &Path) -> Result<(), BookError> {
+    serve::run(listener, out).map_err(|e| BookError(format!("the server stopped: {e}")))
 }

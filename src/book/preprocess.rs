@@ -1,0 +1,324 @@
+//! The two preprocessors the book is built with, run in-process by the mdBook driver after its
+//! own `{{#include}}` pass:
+//!
+//! 1. [`Equations`] replaces each `{{#verify eq:ID}}` under a display equation with a box naming
+//!    the function that computes it and the tests that check it, and expands
+//!    `{{#verification-table}}` into the table of every equation.
+//! 2. [`Math`] turns `$...$` and `$$...$$` into MathML; a LaTeX error fails the build and names
+//!    the chapter, the line and the expression.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use mdbook_preprocessor::book::{Book, BookItem, Chapter};
+use mdbook_preprocessor::errors::{Error, Result};
+use mdbook_preprocessor::{Preprocessor, PreprocessorContext};
+
+use super::math;
+use super::registry::{scan_chapter, Equation, Kind, Registry, Verification};
+
+/// Escapes text for HTML content and attribute values.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The chapter's file relative to `book/src`, with `/` separators.
+fn chapter_file(ch: &Chapter) -> Option<String> {
+    let p = ch.source_path.as_ref().or(ch.path.as_ref())?;
+    Some(super::registry::relative(Path::new(""), p))
+}
+
+/// The preprocessor that draws the verification boxes and table.
+pub struct Equations {
+    pub registry: Registry,
+}
+
+impl Preprocessor for Equations {
+    fn name(&self) -> &str {
+        "aiayn-equations"
+    }
+
+    fn run(&self, _ctx: &PreprocessorContext, mut book: Book) -> Result<Book> {
+        let titles = chapter_titles(&book);
+        book.for_each_chapter_mut(|ch| {
+            let Some(file) = chapter_file(ch) else {
+                return;
+            };
+            let scan = scan_chapter(&file, &file, &ch.content);
+            let mut edits: Vec<(std::ops::Range<usize>, String)> = Vec::new();
+            for (eq, marker) in &scan.labelled {
+                edits.push((marker.clone(), verify_box(&self.registry, &eq.id)));
+            }
+            for range in &scan.tables {
+                edits.push((range.clone(), verification_table(&self.registry, &titles)));
+            }
+            edits.sort_by_key(|(r, _)| std::cmp::Reverse(r.start));
+            for (range, html) in edits {
+                ch.content.replace_range(range, &html);
+            }
+        });
+        Ok(book)
+    }
+}
+
+/// Chapter file (relative to `book/src`) -> title, in book order.
+fn chapter_titles(book: &Book) -> Vec<(String, String)> {
+    let mut titles = Vec::new();
+    for item in book.iter() {
+        if let BookItem::Chapter(ch) = item {
+            if let Some(file) = chapter_file(ch) {
+                titles.push((file, ch.name.clone()));
+            }
+        }
+    }
+    titles
+}
+
+/// The HTML page of a chapter file: `a/b.md` -> `a/b.html`.
+fn page_of(chapter: &str) -> String {
+    match chapter.strip_suffix(".md") {
+        Some(stem) => format!("{stem}.html"),
+        None => chapter.to_string(),
+    }
+}
+
+/// Tests of one kind, grouped by file: `file -> [names]`.
+fn by_file<'a>(tests: impl Iterator<Item = &'a Verification>) -> BTreeMap<String, Vec<String>> {
+    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for t in tests {
+        let (file, name) = if t.fixture {
+            ("fixtures/".to_string(), t.name.clone())
+        } else {
+            (t.at.file.clone(), t.name.clone())
+        };
+        let names = groups.entry(file).or_default();
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    groups
+}
+
+/// Up to this many tests of one kind are listed in the box; more fold into a summary.
+const INLINE_TESTS: usize = 4;
+
+/// The box under an equation. An HTML block with no blank line inside, followed by a blank
+/// line so that markdown resumes after it.
+pub fn verify_box(registry: &Registry, id: &str) -> String {
+    let e = html_escape(id);
+    let impls: Vec<_> = registry.implementations_of(id).collect();
+    let tested = registry.verifications.iter().any(|v| v.id == id);
+    let status = if impls.is_empty() || !tested {
+        " verify-incomplete"
+    } else {
+        ""
+    };
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        "<div class=\"verify{status}\" id=\"{e}\">\n<div class=\"verify-title\"><a class=\"verify-id\" href=\"#{e}\">{e}</a></div>\n"
+    );
+    html.push_str("<div class=\"verify-row\"><span class=\"verify-label\">Implemented by</span><span class=\"verify-items\">");
+    if impls.is_empty() {
+        html.push_str("<span class=\"verify-missing\">no implementation yet</span>");
+    }
+    for (n, i) in impls.iter().enumerate() {
+        if n > 0 {
+            html.push_str(", ");
+        }
+        let _ = write!(
+            html,
+            "<code>{}</code> <span class=\"verify-loc\">{}</span>",
+            html_escape(&i.item),
+            html_escape(&i.at.to_string())
+        );
+    }
+    html.push_str("</span></div>\n");
+    html.push_str("<div class=\"verify-row\"><span class=\"verify-label\">Verified by</span><span class=\"verify-items\">");
+    if !tested {
+        html.push_str("<span class=\"verify-missing\">no test yet</span>");
+    }
+    for kind in Kind::ALL {
+        let groups = by_file(registry.verifications_of(id, kind));
+        if groups.is_empty() {
+            continue;
+        }
+        let _ = write!(
+            html,
+            "<span class=\"verify-group\"><span class=\"verify-kind verify-kind-{k}\">{k}</span><span class=\"verify-tests\">",
+            k = kind.name()
+        );
+        let count: usize = groups.values().map(Vec::len).sum();
+        let inline: Vec<String> = groups
+            .iter()
+            .map(|(file, names)| {
+                let names: Vec<String> = names
+                    .iter()
+                    .map(|n| format!("<code>{}</code>", html_escape(n)))
+                    .collect();
+                format!(
+                    "{} <span class=\"verify-loc\">({})</span>",
+                    names.join(", "),
+                    html_escape(file)
+                )
+            })
+            .collect();
+        if count <= INLINE_TESTS {
+            html.push_str(&inline.join("; "));
+        } else {
+            // Many tests: a one-line summary that opens to the full list.
+            let noun = if kind == Kind::Golden || kind == Kind::Gradient {
+                "checks"
+            } else {
+                "tests"
+            };
+            let files: Vec<String> = groups.keys().map(|f| html_escape(f)).collect();
+            let _ = write!(
+                html,
+                "<details class=\"verify-more\"><summary>{count} {noun} <span class=\"verify-loc\">({})</span></summary><ul>",
+                files.join(", ")
+            );
+            for item in &inline {
+                let _ = write!(html, "<li>{item}</li>");
+            }
+            html.push_str("</ul></details>");
+        }
+        html.push_str("</span></span>");
+    }
+    html.push_str("</span></div>\n</div>\n\n");
+    html
+}
+
+/// The table of every equation, for the Verification chapter.
+pub fn verification_table(registry: &Registry, titles: &[(String, String)]) -> String {
+    let title_of = |chapter: &str| {
+        titles
+            .iter()
+            .find(|(f, _)| f == chapter)
+            .map_or(chapter.to_string(), |(_, t)| t.clone())
+    };
+    let rank = |chapter: &str| {
+        titles
+            .iter()
+            .position(|(f, _)| f == chapter)
+            .unwrap_or(usize::MAX)
+    };
+    let mut equations: Vec<&Equation> = Vec::new();
+    for eq in &registry.equations {
+        if !equations.iter().any(|e| e.id == eq.id) {
+            equations.push(eq);
+        }
+    }
+    equations.sort_by_key(|e| (rank(&e.chapter), e.chapter.clone(), e.at.line));
+    let (mut complete, total) = (0, equations.len());
+    let mut rows = String::new();
+    for eq in &equations {
+        let id = html_escape(&eq.id);
+        let page = html_escape(&page_of(&eq.chapter));
+        let impls: Vec<String> = registry
+            .implementations_of(&eq.id)
+            .map(|i| {
+                format!(
+                    "<code>{}</code><br><span class=\"verify-loc\">{}</span>",
+                    html_escape(&i.item),
+                    html_escape(&i.at.to_string())
+                )
+            })
+            .collect();
+        let rendered = math::to_mathml(&eq.latex, false).unwrap_or_else(|_| html_escape(&eq.latex));
+        let _ = write!(
+            rows,
+            "<tr><td><a href=\"{page}#{id}\"><code>{id}</code></a><div class=\"verify-eq\">{rendered}</div></td><td><a href=\"{page}\">{}</a></td><td>{}</td>",
+            html_escape(&title_of(&eq.chapter)),
+            if impls.is_empty() {
+                "<span class=\"verify-missing\">none</span>".to_string()
+            } else {
+                impls.join("<br>")
+            }
+        );
+        let mut any = false;
+        for kind in Kind::ALL {
+            let tests: Vec<&Verification> = registry.verifications_of(&eq.id, kind).collect();
+            any |= !tests.is_empty();
+            if tests.is_empty() {
+                rows.push_str("<td class=\"verify-count\">&#8212;</td>");
+                continue;
+            }
+            let names: Vec<String> = by_file(tests.iter().copied())
+                .into_iter()
+                .flat_map(|(file, names)| names.into_iter().map(move |n| format!("{file}: {n}")))
+                .collect();
+            let _ = write!(
+                rows,
+                "<td class=\"verify-count\" title=\"{}\">{}</td>",
+                html_escape(&names.join("\n")),
+                names.len()
+            );
+        }
+        if any && registry.implementations_of(&eq.id).next().is_some() {
+            complete += 1;
+        }
+        rows.push_str("</tr>\n");
+    }
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        "<p class=\"verify-summary\">{complete} of {total} equations have an implementation and at least one test.</p>\n\n"
+    );
+    html.push_str("<div class=\"table-wrapper\"><table class=\"verification-table\">\n<thead><tr><th>Equation</th><th>Chapter</th><th>Implemented by</th>");
+    for kind in Kind::ALL {
+        let _ = write!(html, "<th>{}</th>", kind.name());
+    }
+    html.push_str("</tr></thead>\n<tbody>\n");
+    html.push_str(&rows);
+    html.push_str("</tbody>\n</table></div>\n\n");
+    html
+}
+
+/// The preprocessor that renders LaTeX to MathML.
+pub struct Math {
+    /// The book's source directory, to read chapters as written for error lines.
+    pub src_dir: std::path::PathBuf,
+    /// Prefix of chapter paths in error messages (`book/src/`).
+    pub display_prefix: String,
+}
+
+impl Preprocessor for Math {
+    fn name(&self) -> &str {
+        "aiayn-math"
+    }
+
+    fn run(&self, _ctx: &PreprocessorContext, mut book: Book) -> Result<Book> {
+        let mut first_error: Option<math::MathError> = None;
+        book.for_each_chapter_mut(|ch| {
+            if first_error.is_some() {
+                return;
+            }
+            let Some(file) = chapter_file(ch) else {
+                return;
+            };
+            let original = std::fs::read_to_string(self.src_dir.join(&file)).ok();
+            let shown = format!("{}{file}", self.display_prefix);
+            match math::render_chapter(&ch.content, &shown, original.as_deref()) {
+                Ok(content) => ch.content = content,
+                Err(e) => first_error = Some(e),
+            }
+        });
+        match first_error {
+            Some(e) => Err(Error::msg(e.to_string())),
+            None => Ok(book),
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! A small SVG writer for the figures that are grids or diagrams rather than plots (heatmaps,
+//! the mask illustration, the data-flow diagram). Coordinates are in pixels of the view box.
+
+use std::fmt::Write as _;
+
+use super::preprocess::html_escape;
+
+/// Horizontal anchor of a text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Anchor {
+    Start,
+    Middle,
+    End,
+}
+
+impl Anchor {
+    fn as_str(self) -> &'static str {
+        match self {
+            Anchor::Start => "start",
+            Anchor::Middle => "middle",
+            Anchor::End => "end",
+        }
+    }
+}
+
+/// An SVG document being written.
+pub struct Svg {
+    width: f64,
+    height: f64,
+    body: String,
+}
+
+/// Formats a coordinate with at most two decimals, dropping trailing zeros.
+fn n(x: f64) -> String {
+    let s = format!("{x:.2}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+impl Svg {
+    /// An empty white canvas; `title` becomes the accessible name of the image.
+    pub fn new(width: f64, height: f64, title: &str) -> Svg {
+        let mut svg = Svg {
+            width,
+            height,
+            body: String::new(),
+        };
+        let _ = write!(svg.body, "<title>{}</title>", html_escape(title));
+        svg.rect(0.0, 0.0, width, height, "#ffffff", None, 0.0);
+        svg
+    }
+
+    /// A filled rectangle, optionally outlined, with corner radius `rx`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn rect(
+        &mut self,
+        x: f64,
+        y: f64,
+        w: f64,
+        h: f64,
+        fill: &str,
+        stroke: Option<&str>,
+        rx: f64,
+    ) {
+        let _ = write!(
+            self.body,
+            "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{fill}\"",
+            n(x),
+            n(y),
+            n(w),
+            n(h)
+        );
+        if let Some(stroke) = stroke {
+            let _ = write!(self.body, " stroke=\"{stroke}\" stroke-width=\"1.2\"");
+        }
+        if rx > 0.0 {
+            let _ = write!(self.body, " rx=\"{}\"", n(rx));
+        }
+        self.body.push_str("/>");
+    }
+
+    /// A grid cell: a rectangle with no outline (kept short, heatmaps have many).
+    pub fn cell(&mut self, x: f64, y: f64, w: f64, h: f64, fill: &str) {
+        let _ = write!(
+            self.body,
+            "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{fill}\"/>",
+            n(x),
+            n(y),
+            n(w),
+            n(h)
+        );
+    }
+
+    /// Many unoutlined cells `(x, y, w, h, fill)`, written as one path per colour so that a
+    /// heatmap of thousands of cells stays small.
+    pub fn cells(&mut self, cells: impl IntoIterator<Item = (f64, f64, f64, f64, String)>) {
+        let mut by_colour: std::collections::BTreeMap<String, String> = Default::default();
+        for (x, y, w, h, fill) in cells {
+            let d = by_colour.entry(fill).or_default();
+            let _ = write!(d, "M{} {}h{}v{}h{}z", n(x), n(y), n(w), n(h), n(-w));
+        }
+        for (fill, d) in by_colour {
+            let _ = write!(self.body, "<path fill=\"{fill}\" d=\"{d}\"/>");
+        }
+    }
+
+    /// A straight line.
+    pub fn line(&mut self, x1: f64, y1: f64, x2: f64, y2: f64, stroke: &str, width: f64) {
+        let _ = write!(
+            self.body,
+            "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{stroke}\" stroke-width=\"{}\"/>",
+            n(x1),
+            n(y1),
+            n(x2),
+            n(y2),
+            n(width)
+        );
+    }
+
+    /// A polyline through `points`, with an arrowhead at the last point.
+    pub fn arrow(&mut self, points: &[(f64, f64)], stroke: &str) {
+        if points.len() < 2 {
+            return;
+        }
+        let path: Vec<String> = points
+            .iter()
+            .map(|(x, y)| format!("{},{}", n(*x), n(*y)))
+            .collect();
+        let _ = write!(
+            self.body,
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"{stroke}\" stroke-width=\"1.6\"/>",
+            path.join(" ")
+        );
+        let (x2, y2) = points[points.len() - 1];
+        let (x1, y1) = points[points.len() - 2];
+        let (dx, dy) = (x2 - x1, y2 - y1);
+        let len = (dx * dx + dy * dy).sqrt().max(1e-9);
+        let (ux, uy) = (dx / len, dy / len);
+        let (size, half) = (9.0, 4.5);
+        let base = (x2 - ux * size, y2 - uy * size);
+        let left = (base.0 - uy * half, base.1 + ux * half);
+        let right = (base.0 + uy * half, base.1 - ux * half);
+        let _ = write!(
+            self.body,
+            "<polygon points=\"{},{} {},{} {},{}\" fill=\"{stroke}\"/>",
+            n(x2),
+            n(y2),
+            n(left.0),
+            n(left.1),
+            n(right.0),
+            n(right.1)
+        );
+    }
+
+    /// A circle.
+    pub fn circle(&mut self, cx: f64, cy: f64, r: f64, fill: &str, stroke: &str) {
+        let _ = write!(
+            self.body,
+            "<circle cx=\"{}\" cy=\"{}\" r=\"{}\" fill=\"{fill}\" stroke=\"{stroke}\" stroke-width=\"1.4\"/>",
+            n(cx),
+            n(cy),
+            n(r)
+        );
+    }
+
+    /// Text at (x, y) (the baseline), in the book's sans-serif face.
+    pub fn text(&mut self, x: f64, y: f64, s: &str, size: f64, anchor: Anchor, style: TextStyle) {
+        let weight = if style.bold {
+            " font-weight=\"bold\""
+        } else {
+            ""
+        };
+        let italic = if style.italic {
+            " font-style=\"italic\""
+        } else {
+            ""
+        };
+        let _ = write!(
+            self.body,
+            "<text x=\"{}\" y=\"{}\" font-size=\"{}\" text-anchor=\"{}\" fill=\"{}\"{weight}{italic}>{}</text>",
+            n(x),
+            n(y),
+            n(size),
+            anchor.as_str(),
+            style.fill,
+            html_escape(s)
+        );
+    }
+
+    /// Text rotated by -90 degrees around (x, y), for vertical axis labels.
+    pub fn vertical_text(&mut self, x: f64, y: f64, s: &str, size: f64) {
+        let _ = write!(
+            self.body,
+            "<text x=\"{x}\" y=\"{y}\" font-size=\"{}\" text-anchor=\"middle\" fill=\"#222\" transform=\"rotate(-90 {x} {y})\">{}</text>",
+            n(size),
+            html_escape(s),
+            x = n(x),
+            y = n(y)
+        );
+    }
+
+    /// The finished document.
+    pub fn finish(self) -> String {
+        format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"Helvetica, Arial, sans-serif\" role=\"img\">{}</svg>\n",
+            self.body,
+            w = n(self.width),
+            h = n(self.height)
+        )
+    }
+}
+
+/// Colour, weight and slant of a text.
+#[derive(Clone, Copy, Debug)]
+pub struct TextStyle {
+    pub fill: &'static str,
+    pub bold: bool,
+    pub italic: bool,
+}
+
+impl TextStyle {
+    pub const PLAIN: TextStyle = TextStyle {
+        fill: "#222222",
+        bold: false,
+        italic: false,
+    };
+    pub const BOLD: TextStyle = TextStyle {
+        fill: "#222222",
+        bold: true,
+        italic: false,
+    };
+    pub const MUTED: TextStyle = TextStyle {
+        fill: "#555555",
+        bold: false,
+        italic: true,
+    };
+    pub const WHITE: TextStyle = TextStyle {
+        fill: "#ffffff",
+        bold: false,
+        italic: false,
+    };
+}
+
+/// Linear interpolation between colour stops, `t` in [0, 1].
+fn ramp(stops: &[(u8, u8, u8)], t: f64) -> (u8, u8, u8) {
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let scaled = t * (stops.len() - 1) as f64;
+    let i = (scaled.floor() as usize).min(stops.len() - 2);
+    let f = scaled - i as f64;
+    let mix = |a: u8, b: u8| (a as f64 + (b as f64 - a as f64) * f).round() as u8;
+    let (a, b) = (stops[i], stops[i + 1]);
+    (mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+fn hex((r, g, b): (u8, u8, u8)) -> String {
+    format!("#{r:02x}{g:02x}{b:02x}")
+}
+
+/// Sequential colour for a weight in [0, 1]: white to deep blue.
+pub fn sequential(t: f64) -> String {
+    hex(ramp(
+        &[
+            (255, 255, 255),
+            (198, 219, 239),
+            (107, 174, 214),
+            (33, 113, 181),
+            (8, 48, 107),
+        ],
+        t,
+    ))
+}
+
+/// Diverging colour for a value in [-1, 1]: blue, white, red.
+pub fn diverging(v: f64) -> String {
+    hex(ramp(
+        &[
+            (33, 102, 172),
+            (146, 197, 222),
+            (247, 247, 247),
+            (244, 165, 130),
+            (178, 24, 43),
+        ],
+        (v + 1.0) / 2.0,
+    ))
+}
+
+/// True when a cell of colour [`sequential`]`(t)` needs white text.
+pub fn dark(t: f64) -> bool {
+    t > 0.55
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_short_and_text_is_escaped() {
+        let mut svg = Svg::new(10.0, 20.0, "a < b");
+        svg.text(1.5, 2.0, "x & y", 12.0, Anchor::Middle, TextStyle::PLAIN);
+        let s = svg.finish();
+        assert!(s.contains("<title>a &lt; b</title>"));
+        assert!(s.contains("x=\"1.5\" y=\"2\""));
+        assert!(s.contains(">x &amp; y</text>"));
+    }
+
+    #[test]
+    fn colour_ramps_hit_their_ends() {
+        assert_eq!(sequential(0.0), "#ffffff");
+        assert_eq!(sequential(1.0), "#08306b");
+        assert_eq!(diverging(-1.0), "#2166ac");
+        assert_eq!(diverging(0.0), "#f7f7f7");
+    }
+}
