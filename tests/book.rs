@@ -1,0 +1,333 @@
+//! The book's integrity: every equation is labelled, implemented and tested; every include,
+//! SUMMARY entry and figure points at something real; and the built HTML has its math
+//! rendered and loads nothing from outside the book.
+//!
+//! Each failure lists `file:line: id: what is wrong`, one per line.
+
+#![cfg(feature = "book")]
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+
+use aiayn::book::registry::{Problem, Registry};
+use aiayn::book::{check, figures};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn registry() -> Registry {
+    let mut registry = Registry::scan(&root()).expect("the registry scans");
+    let order: Vec<String> = check::summary_chapters(&root())
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect();
+    registry.order_chapters(&order);
+    registry
+}
+
+fn assert_none(what: &str, problems: &[Problem]) {
+    let list: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
+    assert!(
+        problems.is_empty(),
+        "{what}: {} problem(s)\n{}",
+        problems.len(),
+        list.join("\n")
+    );
+}
+
+#[test]
+fn the_book_has_equations() {
+    let registry = registry();
+    assert!(
+        registry.ids().len() >= 10,
+        "only {} labelled equations found in book/src: {:?}",
+        registry.ids().len(),
+        registry.ids()
+    );
+}
+
+#[test]
+fn every_display_equation_has_an_id() {
+    let registry = registry();
+    let problems: Vec<Problem> = registry
+        .scan_problems
+        .iter()
+        .filter(|p| p.at.file.starts_with("book/"))
+        .cloned()
+        .collect();
+    assert_none("display equations and {{#verify}} markers", &problems);
+}
+
+#[test]
+fn implementation_and_test_markers_are_well_formed() {
+    let registry = registry();
+    let problems: Vec<Problem> = registry
+        .scan_problems
+        .iter()
+        .filter(|p| !p.at.file.starts_with("book/"))
+        .cloned()
+        .collect();
+    assert_none("markers in src/, tests/ and fixtures/", &problems);
+}
+
+#[test]
+fn every_equation_has_an_implementation() {
+    assert_none(
+        "equations without an implementation",
+        &registry().unimplemented(),
+    );
+}
+
+#[test]
+fn every_equation_has_a_test() {
+    assert_none("equations without a test", &registry().untested());
+}
+
+#[test]
+fn every_id_named_in_code_tests_or_fixtures_is_in_the_book() {
+    assert_none(
+        "ids that label no equation of the book",
+        &registry().dangling(),
+    );
+}
+
+#[test]
+fn every_include_names_an_existing_non_empty_anchor() {
+    assert_none("{{#include}} directives", &check::includes(&root()));
+}
+
+#[test]
+fn summary_and_chapter_files_agree() {
+    assert_none("SUMMARY.md", &check::summary(&root()));
+}
+
+#[test]
+fn every_figure_a_chapter_shows_is_drawn_by_the_figure_module() {
+    assert_none("figures", &check::figure_links(&root()));
+}
+
+/// Removes `<pre>...</pre>` and `<code>...</code>`, whose text is code, not prose.
+fn without_code(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    loop {
+        let next = ["<pre", "<code"]
+            .iter()
+            .filter_map(|tag| rest.find(tag).map(|at| (at, *tag)))
+            .min();
+        let Some((at, tag)) = next else {
+            out.push_str(rest);
+            return out;
+        };
+        out.push_str(&rest[..at]);
+        let close = if tag == "<pre" { "</pre>" } else { "</code>" };
+        match rest[at..].find(close) {
+            Some(end) => rest = &rest[at + end + close.len()..],
+            None => return out,
+        }
+    }
+}
+
+/// The values of `attr` on every `<tag ...>` of a page.
+fn attribute_values(html: &str, tag: &str, attr: &str) -> Vec<String> {
+    let mut values = Vec::new();
+    let open = format!("<{tag}");
+    for (at, _) in html.match_indices(&open) {
+        let Some(end) = html[at..].find('>') else {
+            continue;
+        };
+        let element = &html[at..at + end];
+        let needle = format!(" {attr}=\"");
+        if let Some(start) = element.find(&needle) {
+            let value = &element[start + needle.len()..];
+            values.push(value.split('"').next().unwrap_or("").to_string());
+        }
+    }
+    values
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.find(needle)
+        .map_or(0, |at| text[..at].matches('\n').count() + 1)
+}
+
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("aiayn-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn the_built_book_has_rendered_math_figures_and_nothing_from_outside() {
+    let out = fresh_dir("book-test");
+    let built = aiayn::book::build(&root(), &out).unwrap_or_else(|e| panic!("{e}"));
+    let mut problems = Vec::new();
+    let mut pages = 0;
+    for entry in fs::read_dir(&out).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|x| x != "html") {
+            continue;
+        }
+        pages += 1;
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let html = fs::read_to_string(&path).unwrap();
+        let prose = without_code(&html);
+        if prose.contains("$$") {
+            problems.push(format!("{name}:{}: unrendered `$$`", line_of(&html, "$$")));
+        }
+        if html.contains("<merror") {
+            problems.push(format!(
+                "{name}:{}: math parse error marker <merror>",
+                line_of(&html, "<merror")
+            ));
+        }
+        for (tag, attr) in [("script", "src"), ("link", "href"), ("img", "src")] {
+            for value in attribute_values(&html, tag, attr) {
+                let v = value.to_ascii_lowercase();
+                if v.starts_with("http://") || v.starts_with("https://") || v.starts_with("//") {
+                    problems.push(format!(
+                        "{name}:{}: <{tag} {attr}=\"{value}\"> loads from outside the book",
+                        line_of(&html, &value)
+                    ));
+                }
+            }
+        }
+        for src in attribute_values(&html, "img", "src") {
+            if src.contains("figures/") && !out.join(&src).is_file() {
+                problems.push(format!("{name}: shows {src}, which was not written"));
+            }
+        }
+    }
+    let chapter = fs::read_to_string(out.join("scaled-dot-product.html"))
+        .expect("the book has a scaled-dot-product chapter");
+    if !chapter.contains("<math") {
+        problems.push("scaled-dot-product.html: no <math> element".to_string());
+    }
+    for id in registry().ids() {
+        let eq = registry()
+            .equations
+            .iter()
+            .find(|e| e.id == id)
+            .cloned()
+            .unwrap();
+        let page = out.join(eq.chapter.replace(".md", ".html"));
+        let html = fs::read_to_string(&page).unwrap_or_default();
+        if !html.contains(&format!("id=\"{id}\"")) {
+            problems.push(format!(
+                "{}: {id}: no verification box with this anchor in {}",
+                eq.at,
+                page.display()
+            ));
+        }
+    }
+    for name in figures::names() {
+        if !out.join("figures").join(format!("{name}.svg")).is_file() {
+            problems.push(format!("figures/{name}.svg was not written"));
+        }
+    }
+    assert!(pages > 10, "only {pages} pages built");
+    assert_eq!(built.figures, figures::ALL.len());
+    let _ = fs::remove_dir_all(&out);
+    assert!(
+        problems.is_empty(),
+        "{} problem(s) in the built book:\n  {}",
+        problems.len(),
+        problems.join("\n  ")
+    );
+}
+
+/// A crate root with a one-chapter book, for build failures.
+fn tiny_book(name: &str, chapter: &str) -> PathBuf {
+    let root = fresh_dir(name);
+    fs::create_dir_all(root.join("book/src")).unwrap();
+    fs::write(root.join("book/book.toml"), "[book]\ntitle = \"t\"\n").unwrap();
+    fs::write(
+        root.join("book/src/SUMMARY.md"),
+        "# Summary\n\n- [One](one.md)\n",
+    )
+    .unwrap();
+    fs::write(root.join("book/src/one.md"), chapter).unwrap();
+    root
+}
+
+#[test]
+fn a_latex_error_fails_the_build_naming_the_chapter_and_the_expression() {
+    let root = tiny_book("bad-math", "# One\n\nFine $x$.\n\n$$\n\\frac{a}\n$$\n");
+    let err = aiayn::book::build(&root, &root.join("out"))
+        .expect_err("a LaTeX error must fail the build")
+        .to_string();
+    assert!(err.contains("book/src/one.md:5"), "{err}");
+    assert!(err.contains("\\frac{a}"), "{err}");
+    let _ = fs::remove_dir_all(&root);
+}
+
+#[test]
+fn the_build_refuses_to_empty_a_directory_that_is_not_a_book() {
+    let root = tiny_book("not-a-book", "# One\n");
+    let precious = root.join("precious");
+    fs::create_dir_all(&precious).unwrap();
+    fs::write(precious.join("keep.txt"), "mine").unwrap();
+    let err = aiayn::book::build(&root, &precious)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("refusing"), "{err}");
+    assert!(precious.join("keep.txt").is_file());
+    aiayn::book::build(&root, &root.join("out")).unwrap();
+    aiayn::book::build(&root, &root.join("out")).expect("a previous build may be replaced");
+    let _ = fs::remove_dir_all(&root);
+}
+
+fn get(port: u16, path: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (head.to_string(), body.to_string())
+}
+
+#[test]
+fn the_server_serves_files_with_their_types_and_nothing_outside() {
+    let root = tiny_book("serve", "# One\n\nHello.\n");
+    let out = root.join("out");
+    aiayn::book::build(&root, &out).unwrap();
+    let listener = aiayn::book::bind(0).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let served: &Path = &out;
+    let served = served.to_path_buf();
+    std::thread::spawn(move || aiayn::book::serve(listener, &served));
+
+    let (head, body) = get(port, "/");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("Content-Type: text/html"), "{head}");
+    assert!(body.contains("Hello."));
+    let (head, _) = get(port, "/one.html?x=1");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let css = fs::read_dir(out.join("css"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .next()
+        .unwrap();
+    let (head, _) = get(port, &format!("/css/{css}"));
+    assert!(head.contains("Content-Type: text/css"), "{head}");
+    let (head, _) = get(port, "/missing.html");
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    for sneaky in [
+        "/../book/book.toml",
+        "/%2e%2e/book/book.toml",
+        "/css/../../book/book.toml",
+    ] {
+        let (head, body) = get(port, sneaky);
+        assert!(head.starts_with("HTTP/1.1 403"), "{sneaky}: {head}");
+        assert!(!body.contains("[book]"), "{sneaky} leaked a file");
+    }
+    let busy = aiayn::book::bind(port).unwrap_err().to_string();
+    assert_eq!(
+        busy,
+        format!("port {port} is in use; try --port {}", port + 1)
+    );
+    let _ = fs::remove_dir_all(&root);
+}
