@@ -149,9 +149,9 @@ where
 fn pe_curves() -> Result<String, String> {
     let (n, d_model) = (101, 128);
     let pe = sinusoidal::<f64>(n, d_model);
-    // Sine columns whose wavelengths span short to long (dimension 0's, 2 pi, is too short to
-    // draw as a curve from integer positions).
-    let columns = [8usize, 24, 48, 80];
+    // Sine columns from fast to slow. The encoding exists only at integer positions: the
+    // fastest column (wavelength 2 pi) is drawn thin with a dot at each position.
+    let columns = [0usize, 16, 32, 48];
     plot(720, 400, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(
@@ -176,15 +176,21 @@ fn pe_curves() -> Result<String, String> {
             let color = PALETTE[c];
             let wavelength =
                 2.0 * std::f64::consts::PI * 10000f64.powf(col as f64 / d_model as f64);
+            let width = if c == 0 { 1 } else { 2 };
             chart
                 .draw_series(LineSeries::new(
                     (0..n).map(|pos| (pos as f64, pe[(pos, col)])),
-                    color.stroke_width(2),
+                    color.stroke_width(width),
                 ))?
-                .label(format!("dimension 2i = {col}: wavelength {wavelength:.0}"))
+                .label(format!("column {col}: wavelength {wavelength:.1}"))
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
                 });
+            if c == 0 {
+                chart.draw_series(
+                    (0..n).map(|pos| Circle::new((pos as f64, pe[(pos, col)]), 2, color.filled())),
+                )?;
+            }
         }
         legend_style(&mut chart)
     })

@@ -237,10 +237,9 @@ pub fn verification_table(registry: &Registry, titles: &[(String, String)]) -> S
                 )
             })
             .collect();
-        let rendered = math::to_mathml(&eq.latex, false).unwrap_or_else(|_| html_escape(&eq.latex));
         let _ = write!(
             rows,
-            "<tr><td><a href=\"{page}#{id}\"><code>{id}</code></a><div class=\"verify-eq\">{rendered}</div></td><td><a href=\"{page}\">{}</a></td><td>{}</td>",
+            "<tr><td><a href=\"{page}#{id}\"><code>{id}</code></a><div class=\"verify-chapter\"><a href=\"{page}\">{}</a></div></td><td>{}</td>",
             html_escape(&title_of(&eq.chapter)),
             if impls.is_empty() {
                 "<span class=\"verify-missing\">none</span>".to_string()
@@ -277,7 +276,7 @@ pub fn verification_table(registry: &Registry, titles: &[(String, String)]) -> S
         html,
         "<p class=\"verify-summary\">{complete} of {total} equations have an implementation and at least one test.</p>\n\n"
     );
-    html.push_str("<div class=\"table-wrapper\"><table class=\"verification-table\">\n<thead><tr><th>Equation</th><th>Chapter</th><th>Implemented by</th>");
+    html.push_str("<div class=\"table-wrapper\"><table class=\"verification-table\">\n<thead><tr><th>Equation and chapter</th><th>Implemented by</th>");
     for kind in Kind::ALL {
         let _ = write!(html, "<th>{}</th>", kind.name());
     }
