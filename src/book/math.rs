@@ -38,7 +38,14 @@ impl fmt::Display for MathError {
             self.file,
             self.line,
             self.latex.trim(),
-            self.message.trim().replace('\n', " | ")
+            // pulldown-latex adds a drawing of the expression after the first line; the
+            // expression is already shown.
+            self.message
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .trim_start_matches("parsing error: ")
         )
     }
 }
