@@ -79,18 +79,21 @@ pub struct Built {
 /// Refuses to build into a directory that holds something other than a previous build: mdBook
 /// empties its output directory first.
 fn check_output_dir(root: &Path, out: &Path) -> Result<(), BookError> {
+    let real = |p: &Path| {
+        p.canonicalize()
+            .or_else(|_| std::path::absolute(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    };
+    let (root, out_real) = (real(root), real(out));
     let book = root.join("book");
-    let inside_sources = [
-        root.to_path_buf(),
-        book.clone(),
-        book.join("src"),
-        book.join("theme"),
-    ]
-    .iter()
-    .any(|p| p.canonicalize().ok() == out.canonicalize().ok() && out.exists());
-    if inside_sources {
+    let holds_sources = [&root, &book, &book.join("theme")]
+        .iter()
+        .any(|p| **p == out_real)
+        || out_real.starts_with(book.join("src"))
+        || root.starts_with(&out_real);
+    if holds_sources {
         return Err(BookError(format!(
-            "refusing to write the book into {}: that directory holds sources",
+            "refusing to write the book into {}: that directory holds the book's sources",
             out.display()
         )));
     }
