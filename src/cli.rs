@@ -32,17 +32,13 @@ impl fmt::Display for CliError {
     }
 }
 
-/// The output directory: the default `book/out` is under the crate root, so that the book
-/// lands in the same place from any working directory; any other path is taken as given.
-fn output_dir(root: &Path, out: &Path) -> std::path::PathBuf {
-    if out == Path::new("book/out") {
-        root.join("book").join("out")
-    } else {
-        out.to_path_buf()
-    }
+/// The output directory: by default `book/out` under the crate root, so that the book lands in
+/// the same place from any working directory; a given path is taken as given.
+fn output_dir(root: &Path, out: Option<&Path>) -> PathBuf {
+    out.map_or_else(|| root.join("book").join("out"), Path::to_path_buf)
 }
 
-fn build_book(root: &Path, out: &Path) -> Result<aiayn::book::Built, CliError> {
+fn build_book(root: &Path, out: Option<&Path>) -> Result<aiayn::book::Built, CliError> {
     let built = aiayn::book::build(root, &output_dir(root, out)).map_err(|e| CliError {
         message: e.to_string(),
         code: 1,
@@ -61,7 +57,7 @@ fn build_book(root: &Path, out: &Path) -> Result<aiayn::book::Built, CliError> {
     Ok(built)
 }
 
-pub fn serve(out: &Path, port: u16) -> Result<ExitCode, CliError> {
+pub fn serve(out: Option<&Path>, port: u16) -> Result<ExitCode, CliError> {
     let root = aiayn::book::default_root();
     // Bind first: a busy port is reported before the build, not after.
     let listener = aiayn::book::bind(port).map_err(|e| CliError::usage(e.to_string()))?;
@@ -74,7 +70,7 @@ pub fn serve(out: &Path, port: u16) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn build(out: &Path) -> Result<ExitCode, CliError> {
+pub fn build(out: Option<&Path>) -> Result<ExitCode, CliError> {
     build_book(&aiayn::book::default_root(), out)?;
     Ok(ExitCode::SUCCESS)
 }

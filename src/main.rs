@@ -25,15 +25,15 @@ enum Command {
         /// Port on 127.0.0.1.
         #[arg(long, default_value_t = 3000)]
         port: u16,
-        /// Where to write the book.
-        #[arg(long, default_value = "book/out")]
-        out: PathBuf,
+        /// Where to write the book [default: book/out under the crate root].
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Build the book without serving it.
     Build {
-        /// Where to write the book.
-        #[arg(long, default_value = "book/out")]
-        out: PathBuf,
+        /// Where to write the book [default: book/out under the crate root].
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Parameter counts of Table 3 rows, by part.
     Params {
@@ -72,10 +72,10 @@ fn main() -> ExitCode {
     };
     let result = match args.command.unwrap_or(Command::Serve {
         port: 3000,
-        out: PathBuf::from("book/out"),
+        out: None,
     }) {
-        Command::Serve { port, out } => cli::serve(&out, port),
-        Command::Build { out } => cli::build(&out),
+        Command::Serve { port, out } => cli::serve(out.as_deref(), port),
+        Command::Build { out } => cli::build(out.as_deref()),
         Command::Params {
             config,
             vocab,
