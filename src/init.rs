@@ -1,6 +1,6 @@
 //! Random initialisation. The paper does not say how its weights were initialised; this crate
-//! uses Xavier/Glorot uniform (as tensor2tensor and PyTorch's `nn.Transformer` do for their
-//! attention projections) and zero biases.
+//! uses Xavier/Glorot uniform for weight matrices (as PyTorch's `nn.Transformer` does for every
+//! matrix it holds) and zero biases.
 
 use nalgebra::{DMatrix, RealField, RowDVector};
 use rand::Rng;

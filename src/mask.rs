@@ -8,8 +8,8 @@
 //!
 //! A [`Mask`] is an (n, m) grid of booleans, `true` where query `i` may attend to key `j`. Masks
 //! combine with [`Mask::and`]. A query whose every key is masked gets all-zero weights and a zero
-//! output (see [`crate::softmax::softmax_rows`]); this can only happen for queries that are
-//! themselves padding.
+//! output (see [`crate::softmax::softmax_rows`]); this happens for padded queries, and in
+//! encoder-decoder attention when a source sentence is padding throughout.
 
 use nalgebra::{DMatrix, RealField};
 

@@ -44,6 +44,8 @@ pub struct MultiHeadAttention<T: RealField> {
     /// W^O: (h d_v, d_model).
     pub w_o: DMatrix<T>,
     /// Optional biases (not in the paper; PyTorch has them): (h d_k), (h d_k), (h d_v), (d_model).
+    // DEVIATION(§3.2.2): the paper's projections are bias-free; `None` is the paper's model, and
+    // the biases exist to load PyTorch's `nn.MultiheadAttention`.
     pub b_q: Option<RowDVector<T>>,
     pub b_k: Option<RowDVector<T>>,
     pub b_v: Option<RowDVector<T>>,
