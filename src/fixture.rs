@@ -836,18 +836,15 @@ impl Sizes {
             eps: if with_ffn { f.config_f64("eps")? } else { 0.0 },
         })
     }
+
+    fn attention(&self, p: &Args, prefix: &str) -> Result<MultiHeadAttention<f64>, FixtureError> {
+        multi_head(p, prefix, self.d_model, self.h, self.d_k, self.d_v)
+    }
 }
 
 fn encoder_layer(p: &Args, prefix: &str, s: &Sizes) -> Result<EncoderLayer<f64>, FixtureError> {
     Ok(EncoderLayer {
-        self_attn: multi_head(
-            p,
-            &format!("{prefix}self_attn."),
-            s.d_model,
-            s.h,
-            s.d_k,
-            s.d_v,
-        )?,
+        self_attn: s.attention(p, &format!("{prefix}self_attn."))?,
         ffn: feed_forward(p, &format!("{prefix}ffn."), s.d_model, s.d_ff)?,
         norm_1: layer_norm(p, &format!("{prefix}norm1."), s.d_model, s.eps)?,
         norm_2: layer_norm(p, &format!("{prefix}norm2."), s.d_model, s.eps)?,
@@ -857,22 +854,8 @@ fn encoder_layer(p: &Args, prefix: &str, s: &Sizes) -> Result<EncoderLayer<f64>,
 
 fn decoder_layer(p: &Args, prefix: &str, s: &Sizes) -> Result<DecoderLayer<f64>, FixtureError> {
     Ok(DecoderLayer {
-        self_attn: multi_head(
-            p,
-            &format!("{prefix}self_attn."),
-            s.d_model,
-            s.h,
-            s.d_k,
-            s.d_v,
-        )?,
-        cross_attn: multi_head(
-            p,
-            &format!("{prefix}cross_attn."),
-            s.d_model,
-            s.h,
-            s.d_k,
-            s.d_v,
-        )?,
+        self_attn: s.attention(p, &format!("{prefix}self_attn."))?,
+        cross_attn: s.attention(p, &format!("{prefix}cross_attn."))?,
         ffn: feed_forward(p, &format!("{prefix}ffn."), s.d_model, s.d_ff)?,
         norm_1: layer_norm(p, &format!("{prefix}norm1."), s.d_model, s.eps)?,
         norm_2: layer_norm(p, &format!("{prefix}norm2."), s.d_model, s.eps)?,
