@@ -80,12 +80,22 @@ pub fn dot_product_moments(d_k: usize, samples: usize, rng: &mut impl rand::Rng)
                 .sum()
         })
         .collect();
-    let n = samples as f64;
-    let mean = dots.iter().sum::<f64>() / n;
-    let variance = dots.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    (mean, variance)
+    sample_moments(&dots)
 }
 // ANCHOR_END: dot_variance
+
+/// The sample mean and the unbiased sample variance (divisor n - 1) of `xs`.
+///
+/// # Example
+/// ```
+/// assert_eq!(aiayn::attention::sample_moments(&[1.0, 2.0, 3.0, 6.0]), (3.0, 14.0 / 3.0));
+/// ```
+pub fn sample_moments(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let variance = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, variance)
+}
 
 fn check_shapes<T: RealField>(q: &DMatrix<T>, k: &DMatrix<T>, v: &DMatrix<T>) {
     assert_eq!(
