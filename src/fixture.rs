@@ -119,7 +119,9 @@ pub struct Fixture {
     pub path: PathBuf,
     pub op: String,
     pub case: String,
-    pub equation: String,
+    /// The ids of the book's equations the case checks (the `equation` field: one id, a list,
+    /// or `""` for none).
+    pub equations: Vec<String>,
     pub description: String,
     pub config: serde_json::Map<String, Value>,
     pub inputs: BTreeMap<String, Tensor>,
@@ -246,7 +248,7 @@ pub fn parse(path: &Path, json: &Value) -> Result<Fixture, FixtureError> {
     Ok(Fixture {
         path: path.to_path_buf(),
         case: p.string(top, "case")?,
-        equation: p.string(top, "equation")?,
+        equations: p.equations(top)?,
         description: top
             .get("description")
             .and_then(Value::as_str)
@@ -304,6 +306,25 @@ impl Parser<'_> {
             None => Err(self.err(key, "missing".into())),
             Some(Value::String(s)) => Ok(s.clone()),
             Some(other) => Err(self.err(key, format!("must be a string, found {other}"))),
+        }
+    }
+
+    fn equations(&self, obj: &serde_json::Map<String, Value>) -> Result<Vec<String>, FixtureError> {
+        let bad = || {
+            self.err(
+                "equation",
+                "must be an id such as \"eq:attention\", a list of ids, or \"\"".into(),
+            )
+        };
+        match obj.get("equation") {
+            None => Err(self.err("equation", "missing".into())),
+            Some(Value::String(s)) if s.is_empty() => Ok(vec![]),
+            Some(Value::String(s)) => Ok(vec![s.clone()]),
+            Some(Value::Array(ids)) => ids
+                .iter()
+                .map(|id| id.as_str().map(str::to_string).ok_or_else(bad))
+                .collect(),
+            Some(_) => Err(bad()),
         }
     }
 

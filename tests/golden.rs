@@ -403,3 +403,23 @@ fn verify_exits_2_on_a_misshapen_parameter() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn the_equation_field_takes_an_id_a_list_or_nothing() {
+    let parse = |equation: Value| {
+        let mut j = json_of("softmax-rows.json");
+        j["equation"] = equation;
+        fixture::parse(Path::new("fixtures/x.json"), &j).map(|f| f.equations)
+    };
+    assert_eq!(parse(Value::from("eq:softmax")).unwrap(), ["eq:softmax"]);
+    assert_eq!(
+        parse(serde_json::json!(["eq:adam", "eq:lrate"])).unwrap(),
+        ["eq:adam", "eq:lrate"]
+    );
+    assert!(parse(Value::from("")).unwrap().is_empty());
+    let msg = parse(Value::from(3)).unwrap_err().to_string();
+    assert!(
+        msg.starts_with("fixtures/x.json: equation: must be an id"),
+        "{msg}"
+    );
+}
