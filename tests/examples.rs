@@ -67,6 +67,19 @@ fn softmax_of_a_row_of_minus_infinity_is_a_row_of_zeros() {
     assert_eq!(p, dmatrix![0.0, 0.0; 1.0, 0.0]);
 }
 
+// verifies: eq:softmax (example)
+#[test]
+fn log_softmax_of_a_row_of_minus_infinity_stays_minus_infinity() {
+    // The log of the all-zero row above: -inf everywhere, not NaN; masked entries of a partly
+    // masked row are -inf too, and the open one is log 1 = 0.
+    let l =
+        log_softmax_rows(&dmatrix![f64::NEG_INFINITY, f64::NEG_INFINITY; 0.0, f64::NEG_INFINITY]);
+    assert_eq!(
+        l,
+        dmatrix![f64::NEG_INFINITY, f64::NEG_INFINITY; 0.0, f64::NEG_INFINITY]
+    );
+}
+
 // verifies: eq:attention (example)
 #[test]
 fn attention_with_orthogonal_keys_weighs_them_three_to_one() {
