@@ -386,9 +386,10 @@ impl Parser<'_> {
             .ok_or_else(|| self.err(field, "needs \"data\": an array of numbers".into()))?;
         let mut values = Vec::with_capacity(data.len());
         for (i, x) in data.iter().enumerate() {
-            // serde_json reads NaN and Infinity as no number at all: report both the same way.
+            // A JSON number is always finite (JSON has no NaN, and serde_json refuses 1e400), so
+            // what is left to catch is null (how serde_json writes NaN), strings and the like.
             match x.as_f64() {
-                Some(x) if x.is_finite() => values.push(x),
+                Some(x) => values.push(x),
                 _ => {
                     return Err(self.err(
                         field,

@@ -423,3 +423,47 @@ fn the_equation_field_takes_an_id_a_list_or_nothing() {
         "{msg}"
     );
 }
+
+#[test]
+fn compare_reports_the_largest_errors_and_applies_abs_plus_rel() {
+    let t = |data: &[f64]| Tensor::new(vec![data.len()], data.to_vec());
+    let tol = fixture::Tolerance {
+        abs: 0.0,
+        rel: 0.01,
+    };
+    // Errors 0, 0.5 and 0.5; relative 0 and 0.5 / 100 (the zero want has no relative error).
+    let c = fixture::compare("x", &t(&[1.0, 100.5, 0.5]), &t(&[1.0, 100.0, 0.0]), tol).unwrap();
+    assert_eq!((c.max_abs_error, c.max_rel_error), (0.5, 0.005));
+    // 0.5 <= 0.01 * 100 passes; 0.5 > 0.01 * 0 fails: exactly one mismatch.
+    assert_eq!((c.mismatches, c.len), (1, 3));
+    let abs = fixture::Tolerance { abs: 0.5, rel: 0.0 };
+    assert!(fixture::compare("x", &t(&[1.5]), &t(&[1.0]), abs)
+        .unwrap()
+        .passed());
+    assert!(!fixture::compare("x", &t(&[1.5 + 1e-9]), &t(&[1.0]), abs)
+        .unwrap()
+        .passed());
+    assert!(!fixture::compare("x", &t(&[f64::NAN]), &t(&[1.0]), abs)
+        .unwrap()
+        .passed());
+    let err = fixture::compare("x", &t(&[1.0, 2.0]), &t(&[1.0]), abs).unwrap_err();
+    assert_eq!(err, "expected shape [1], but the op computes shape [2]");
+}
+
+#[test]
+fn a_negative_or_missing_tolerance_is_named() {
+    let mut j = json_of("softmax-rows.json");
+    j["tolerance"]["rel"] = Value::from(-1e-10);
+    assert!(
+        parse_err(&j).contains("tolerance.rel: missing, or not a finite number >= 0"),
+        "{}",
+        parse_err(&j)
+    );
+    let mut j = json_of("softmax-rows.json");
+    j["tolerance"].as_object_mut().unwrap().remove("abs");
+    assert!(
+        parse_err(&j).contains("tolerance.abs: missing"),
+        "{}",
+        parse_err(&j)
+    );
+}
