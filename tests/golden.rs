@@ -467,3 +467,19 @@ fn a_negative_or_missing_tolerance_is_named() {
         parse_err(&j)
     );
 }
+
+#[test]
+fn an_input_of_the_wrong_width_or_an_empty_batch_is_named() {
+    let mut j = json_of("feed_forward-relu.json");
+    j["inputs"]["x"] = serde_json::json!({"shape": [5, 7], "data": vec![0.0; 35]});
+    let msg = check_err(&j);
+    assert_eq!(
+        msg,
+        "fixtures/x.json: inputs.x: expected [.., n, 8] (width 8), found [5, 7]"
+    );
+
+    let mut j = json_of("encoder_layer-post-norm.json");
+    j["inputs"]["x"] = serde_json::json!({"shape": [0, 4, 12], "data": []});
+    let msg = check_err(&j);
+    assert!(msg.starts_with("fixtures/x.json: inputs.x: expected shape [n, 12] or [batch >= 1, n, 12], found [0, 4, 12]"), "{msg}");
+}
