@@ -483,3 +483,31 @@ fn an_input_of_the_wrong_width_or_an_empty_batch_is_named() {
     let msg = check_err(&j);
     assert!(msg.starts_with("fixtures/x.json: inputs.x: expected shape [n, 12] or [batch >= 1, n, 12], found [0, 4, 12]"), "{msg}");
 }
+
+#[test]
+fn token_ids_must_be_whole_and_non_negative() {
+    for bad in [-1.0, 2.5] {
+        let mut j = json_of("transformer-tiny.json");
+        j["inputs"]["tgt"]["data"][1] = Value::from(bad);
+        let msg = check_err(&j);
+        assert!(
+            msg.contains(&format!("inputs.tgt: {bad} is not a token id in 0..11")),
+            "{msg}"
+        );
+    }
+    let mut j = json_of("transformer-tiny.json");
+    j["inputs"]["src"] = serde_json::json!({"shape": [0, 5], "data": []});
+    let msg = check_err(&j);
+    assert!(
+        msg.contains("inputs.src: expected shape [n] or [batch >= 1, n], found [0, 5]"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn padding_flags_that_do_not_fit_the_keys_are_named() {
+    let mut j = json_of("attention-padding.json");
+    j["inputs"]["key_padding"] = serde_json::json!({"shape": [2, 4], "data": vec![0.0; 8]});
+    let msg = check_err(&j);
+    assert_eq!(msg, "fixtures/x.json: inputs.key_padding: expected 2 sequence(s) of 5 flags, found shape [2, 4]");
+}
