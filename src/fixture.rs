@@ -953,13 +953,13 @@ fn run(
             let (mut outputs, mut weights) = (Vec::new(), Vec::new());
             for i in 0..b {
                 let q = item(&q, i);
-                let mask = mask_for(q.nrows(), item(&pads, i), causal, m);
                 if causal && q.nrows() > m {
                     return Err(f.err(
                         "config.causal",
                         format!("{} queries but only {m} keys", q.nrows()),
                     ));
                 }
+                let mask = mask_for(q.nrows(), item(&pads, i), causal, m);
                 let a = scaled_dot_product_attention(q, item(&k, i), item(&v, i), mask.as_ref());
                 outputs.push(Tensor::from_matrix(&a.output));
                 weights.push(Tensor::from_matrix(&a.weights));

@@ -511,3 +511,118 @@ fn padding_flags_that_do_not_fit_the_keys_are_named() {
     let msg = check_err(&j);
     assert_eq!(msg, "fixtures/x.json: inputs.key_padding: expected 2 sequence(s) of 5 flags, found shape [2, 4]");
 }
+
+#[test]
+fn a_causal_mask_with_more_queries_than_keys_is_named_not_a_panic() {
+    for name in ["attention-plain.json", "multi_head_attention-cross.json"] {
+        let mut j = json_of(name);
+        j["config"]["causal"] = Value::Bool(true);
+        // Queries shaped like the keys, with one row more than there are keys.
+        let (qn, kn) = if name.starts_with("attention") {
+            ("q", "k")
+        } else {
+            ("query", "key")
+        };
+        let mut q = j["inputs"][kn].clone();
+        let shape = q["shape"].as_array().unwrap().clone();
+        let rows_at = shape.len() - 2;
+        let (rows, cols) = (
+            shape[rows_at].as_u64().unwrap() as usize,
+            shape[rows_at + 1].as_u64().unwrap() as usize,
+        );
+        let batch = if shape.len() == 3 {
+            shape[0].as_u64().unwrap() as usize
+        } else {
+            1
+        };
+        let mut qshape = shape.clone();
+        qshape[rows_at] = Value::from(rows + 1);
+        q["shape"] = Value::Array(qshape);
+        q["data"] = serde_json::json!(vec![0.5; batch * (rows + 1) * cols]);
+        j["inputs"][qn] = q;
+        let msg = check_err(&j);
+        assert!(
+            msg.ends_with(&format!(
+                "config.causal: {} queries but only {rows} keys",
+                rows + 1
+            )),
+            "{name}: {msg}"
+        );
+    }
+}
+
+/// The first item of a batched tensor, keeping a batch axis of one.
+fn first_of_batch(t: &Value) -> Value {
+    let shape: Vec<usize> = t["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
+    let per_item: usize = shape[1..].iter().product();
+    let data = t["data"].as_array().unwrap()[..per_item].to_vec();
+    let mut new_shape = shape.clone();
+    new_shape[0] = 1;
+    serde_json::json!({"shape": new_shape, "data": data})
+}
+
+/// Drops the batch axis of a batch of one.
+fn unbatched(t: &Value) -> Value {
+    let shape = t["shape"].as_array().unwrap()[1..].to_vec();
+    serde_json::json!({"shape": shape, "data": t["data"].clone()})
+}
+
+/// An input without a batch axis is shared by every item of the batch, and the outputs keep
+/// the batch axis as long as any input has one.
+#[test]
+fn unbatched_inputs_are_shared_across_a_batch() {
+    let mut j = json_of("attention-padding.json");
+    for name in ["q", "k", "v", "key_padding"] {
+        j["inputs"][name] = first_of_batch(&j["inputs"][name]);
+    }
+    for name in ["output", "weights"] {
+        j["expected"][name] = first_of_batch(&j["expected"][name]);
+    }
+    j.as_object_mut().unwrap().remove("gradients");
+    for only_batched in ["q", "k", "v"] {
+        let mut case = j.clone();
+        for name in ["q", "k", "v", "key_padding"] {
+            if name != only_batched && name != "key_padding" {
+                case["inputs"][name] = unbatched(&j["inputs"][name]);
+            }
+        }
+        let f = fixture::parse(Path::new("fixtures/x.json"), &case).unwrap();
+        assert!(
+            fixture::check(&f).unwrap().passed(),
+            "only {only_batched} batched"
+        );
+    }
+
+    let mut j = json_of("transformer-tiny.json");
+    for name in ["src", "tgt", "src_key_padding"] {
+        j["inputs"][name] = first_of_batch(&j["inputs"][name]);
+    }
+    for name in ["log_probs", "memory"] {
+        j["expected"][name] = first_of_batch(&j["expected"][name]);
+    }
+    j.as_object_mut().unwrap().remove("gradients");
+    for name in ["src", "tgt"] {
+        let mut case = j.clone();
+        case["inputs"][name] = unbatched(&j["inputs"][name]);
+        let f = fixture::parse(Path::new("fixtures/x.json"), &case).unwrap();
+        assert!(fixture::check(&f).unwrap().passed(), "{name} unbatched");
+    }
+}
+
+#[test]
+fn label_smoothing_with_one_class_is_named() {
+    let mut j = json_of("label_smoothing-eps-0.1.json");
+    j["config"]["vocab"] = Value::from(1);
+    j["inputs"]["logits"] = serde_json::json!({"shape": [2, 1], "data": [0.0, 0.0]});
+    j["inputs"]["target"] = serde_json::json!({"shape": [2], "data": [0.0, 0.0]});
+    assert!(
+        check_err(&j).ends_with("config.vocab: label smoothing needs at least 2 classes, got 1"),
+        "{}",
+        check_err(&j)
+    );
+}
