@@ -887,13 +887,28 @@ fn decoder_layer(p: &Args, prefix: &str, s: &Sizes) -> Result<DecoderLayer<f64>,
 }
 
 /// The mask for n queries over the keys of one sequence: padding and/or causal.
-fn mask_for(n: usize, padding: &Option<Vec<bool>>, causal: bool, n_keys: usize) -> Option<Mask> {
+///
+/// # Errors
+/// A causal mask needs at least as many keys as queries (the queries are the last positions).
+fn mask_for(
+    f: &Fixture,
+    n: usize,
+    padding: &Option<Vec<bool>>,
+    causal: bool,
+    n_keys: usize,
+) -> Result<Option<Mask>, FixtureError> {
+    if causal && n > n_keys {
+        return Err(f.err(
+            "config.causal",
+            format!("{n} queries but only {n_keys} keys"),
+        ));
+    }
     let pad = padding.as_ref().map(|p| Mask::padding(n, p));
     let causal = causal.then(|| Mask::causal_suffix(n, n_keys));
-    match (pad, causal) {
+    Ok(match (pad, causal) {
         (Some(a), Some(b)) => Some(a.and(&b)),
         (a, b) => a.or(b),
-    }
+    })
 }
 
 /// Computes every output of the fixture's op from the given inputs and parameters.
@@ -953,13 +968,7 @@ fn run(
             let (mut outputs, mut weights) = (Vec::new(), Vec::new());
             for i in 0..b {
                 let q = item(&q, i);
-                if causal && q.nrows() > m {
-                    return Err(f.err(
-                        "config.causal",
-                        format!("{} queries but only {m} keys", q.nrows()),
-                    ));
-                }
-                let mask = mask_for(q.nrows(), item(&pads, i), causal, m);
+                let mask = mask_for(f, q.nrows(), item(&pads, i), causal, m)?;
                 let a = scaled_dot_product_attention(q, item(&k, i), item(&v, i), mask.as_ref());
                 outputs.push(Tensor::from_matrix(&a.output));
                 weights.push(Tensor::from_matrix(&a.weights));
@@ -988,13 +997,7 @@ fn run(
             let (mut outputs, mut weights) = (Vec::new(), Vec::new());
             for i in 0..b {
                 let q = item(&query, i);
-                if causal && q.nrows() > m {
-                    return Err(f.err(
-                        "config.causal",
-                        format!("{} queries but only {m} keys", q.nrows()),
-                    ));
-                }
-                let mask = mask_for(q.nrows(), item(&pads, i), causal, m);
+                let mask = mask_for(f, q.nrows(), item(&pads, i), causal, m)?;
                 let r = mha.forward(q, item(&key, i), item(&value, i), mask.as_ref());
                 outputs.push(Tensor::from_matrix(&r.output));
                 weights.push(Tensor::stack(
@@ -1047,9 +1050,10 @@ fn run(
                 .iter()
                 .zip(&pads)
                 .map(|(m, pad)| {
-                    Tensor::from_matrix(&layer.forward(m, mask_for(n, pad, causal, n).as_ref()))
+                    let mask = mask_for(f, n, pad, causal, n)?;
+                    Ok(Tensor::from_matrix(&layer.forward(m, mask.as_ref())))
                 })
-                .collect();
+                .collect::<Result<_, FixtureError>>()?;
             out.insert("output".into(), gather(outputs, batched));
         }
         "decoder_layer" => {
@@ -1064,8 +1068,8 @@ fn run(
             let tgt_pads = x.padding("tgt_key_padding", b, n_t)?;
             let mut outputs = Vec::new();
             for i in 0..b {
-                let self_mask = mask_for(n_t, item(&tgt_pads, i), causal, n_t);
-                let memory_mask = mask_for(n_t, item(&pads, i), false, n_s);
+                let self_mask = mask_for(f, n_t, item(&tgt_pads, i), causal, n_t)?;
+                let memory_mask = mask_for(f, n_t, item(&pads, i), false, n_s)?;
                 let y = layer.forward(
                     item(&ys, i),
                     item(&memory, i),
