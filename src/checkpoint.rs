@@ -250,7 +250,8 @@ pub enum CheckpointError {
     /// The file could not be opened, read, written or renamed.
     Io { path: PathBuf, source: io::Error },
     /// Not a safetensors file: empty, truncated, a header that is not UTF-8 JSON of the right
-    /// form, or data bytes the tensors do not account for.
+    /// form, or data bytes the tensors do not account for. From [`save`]: a checkpoint whose
+    /// header would exceed the format's limit (100 MB).
     Format { path: PathBuf, reason: String },
     /// One tensor's header entry is malformed or disagrees with the data: a missing field, a
     /// byte range that runs past the data, overlaps another tensor's or does not match the
@@ -549,7 +550,12 @@ pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
         .map_err(|_| format("the data is larger than this platform can address".to_string()))?;
     let mut metadata = BTreeMap::new();
     let mut entries = Vec::with_capacity(header.len());
-    for (name, value) in &header {
+    // Checked in name order, so that the error a broken file gives does not depend on the
+    // order of its header.
+    let mut names: Vec<&String> = header.keys().collect();
+    names.sort();
+    for name in names {
+        let value = &header[name];
         if name == METADATA_KEY {
             metadata = parse_metadata(value).map_err(format)?;
         } else {
