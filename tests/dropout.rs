@@ -8,7 +8,9 @@ use proptest::prelude::*;
 /// A (rows, cols) matrix of entries in [1, 2), none of them zero, so a zero in the output can
 /// only be a dropped entry.
 fn nonzero(rows: usize, cols: usize, seed: u64) -> DMatrix<f64> {
-    DMatrix::from_fn(rows, cols, |i, j| 1.0 + ((i * 31 + j * 17 + seed as usize) % 97) as f64 / 97.0)
+    DMatrix::from_fn(rows, cols, |i, j| {
+        1.0 + ((i * 31 + j * 17 + seed as usize) % 97) as f64 / 97.0
+    })
 }
 
 // verifies: eq:dropout (property)
