@@ -20,6 +20,8 @@ pub struct Param<'a, T> {
     pub name: String,
     pub rows: usize,
     pub cols: usize,
+    /// A bias or gain (stored 1-D, shape `[cols]`), rather than a matrix.
+    pub vector: bool,
     pub data: &'a [T],
 }
 
@@ -37,6 +39,7 @@ impl<'a, T: RealField + Copy> Param<'a, T> {
             name: name.to_string(),
             rows: m.nrows(),
             cols: m.ncols(),
+            vector: false,
             data: m.as_slice(),
         }
     }
@@ -47,7 +50,18 @@ impl<'a, T: RealField + Copy> Param<'a, T> {
             name: name.to_string(),
             rows: 1,
             cols: r.len(),
+            vector: true,
             data: r.as_slice(),
+        }
+    }
+
+    /// The shape as the fixtures and checkpoints write it: `[cols]` for a vector, `[rows, cols]`
+    /// for a matrix.
+    pub fn shape(&self) -> Vec<usize> {
+        if self.vector {
+            vec![self.cols]
+        } else {
+            vec![self.rows, self.cols]
         }
     }
 

@@ -6,5 +6,7 @@ pub mod batch;
 pub mod evaluate;
 pub mod label_smoothing;
 pub mod schedule;
+#[cfg(feature = "io")]
+pub mod state;
 pub mod tasks;
 pub mod trainer;

@@ -1,0 +1,329 @@
+//! `aiayn train` and `aiayn translate`: the training loop with a progress bar, a CSV log and
+//! checkpoints, and greedy translation from a checkpoint.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use aiayn::config::{Config, Positional};
+use aiayn::decode::greedy;
+use aiayn::train::evaluate::{evaluate, Metrics};
+use aiayn::train::state::{load_model, load_trainer, save_trainer, RunInfo};
+use aiayn::train::tasks::{Task, BOS, EOS};
+use aiayn::train::trainer::{BatchStream, TrainOptions, Trainer};
+use aiayn::Transformer;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use crate::cli::CliError;
+
+/// The flags of `aiayn train`; `None` means the task's default.
+#[derive(Clone, Debug)]
+pub struct TrainArgs {
+    pub task: String,
+    pub d_model: Option<usize>,
+    pub layers: Option<usize>,
+    pub heads: Option<usize>,
+    pub d_ff: Option<usize>,
+    pub steps: Option<usize>,
+    pub batch_tokens: Option<usize>,
+    pub warmup: Option<usize>,
+    pub lr_scale: Option<f64>,
+    pub dropout: Option<f64>,
+    pub label_smoothing: Option<f64>,
+    pub seed: u64,
+    pub data_seed: u64,
+    pub threads: usize,
+    pub out: PathBuf,
+    pub checkpoint_every: usize,
+    pub eval_every: usize,
+    pub eval_pairs: usize,
+    pub resume: Option<PathBuf>,
+}
+
+/// A task's default model and run: small enough to train on two cores in minutes.
+struct Defaults {
+    d_model: usize,
+    layers: usize,
+    heads: usize,
+    steps: usize,
+    batch_tokens: usize,
+    warmup: usize,
+    lr_scale: f64,
+}
+
+fn defaults(task: &str) -> Defaults {
+    match task {
+        "translate" => Defaults {
+            d_model: 64,
+            layers: 2,
+            heads: 4,
+            steps: 3000,
+            batch_tokens: 3000,
+            warmup: 400,
+            lr_scale: 1.0,
+        },
+        _ => Defaults {
+            d_model: 64,
+            layers: 2,
+            heads: 4,
+            steps: 1200,
+            batch_tokens: 2500,
+            warmup: 400,
+            lr_scale: 1.0,
+        },
+    }
+}
+
+fn usage(message: impl Into<String>) -> CliError {
+    CliError::usage(message)
+}
+
+fn io_error(path: &Path, e: io::Error) -> CliError {
+    usage(format!("{}: {e}", path.display()))
+}
+
+/// The header of the CSV log.
+const LOG_HEADER: &str = "step,epoch,loss,lr,src_tokens,tgt_tokens,tokens_per_s,elapsed_s,\
+heldout_pairs,heldout_exact_match,heldout_token_accuracy,heldout_loss,heldout_perplexity";
+
+pub fn train(args: &TrainArgs) -> Result<ExitCode, CliError> {
+    let started = Instant::now();
+    let (mut trainer, info) = match &args.resume {
+        Some(path) => {
+            let (trainer, info) =
+                load_trainer(path, args.threads).map_err(|e| usage(e.to_string()))?;
+            if info.task != args.task {
+                return Err(usage(format!(
+                    "{} was trained on the task `{}`, not `{}`",
+                    path.display(),
+                    info.task,
+                    args.task
+                )));
+            }
+            (trainer, info)
+        }
+        None => new_trainer(args)?,
+    };
+    let task = Task::by_name(&info.task, info.data_seed).map_err(|e| usage(e.to_string()))?;
+    if task.vocab.len() != info.vocab {
+        return Err(usage(format!(
+            "the model has a vocabulary of {} but the task `{}` has {}",
+            info.vocab,
+            task.name,
+            task.vocab.len()
+        )));
+    }
+    let steps = args.steps.unwrap_or(defaults(&args.task).steps);
+    fs::create_dir_all(&args.out).map_err(|e| io_error(&args.out, e))?;
+    let log_path = args.out.join("log.csv");
+    let mut log = open_log(&log_path, args.resume.is_some())?;
+
+    let mut stream = BatchStream::new(&task.train, trainer.options.batch_tokens, trainer.options.seed);
+    stream.skip(trainer.step); // where an interrupted run stopped
+    let eval_set = &task.held_out[..args.eval_pairs.min(task.held_out.len())];
+    println!(
+        "training `{}` ({} train / {} held-out pairs, vocab {}): {} parameters, d_model {}, {} + {} layers, h {}, d_ff {}; steps {}..{}, {} batch tokens, {} threads",
+        task.name,
+        task.train.len(),
+        task.held_out.len(),
+        task.vocab.len(),
+        aiayn::params::count(&trainer.model),
+        info.config.d_model,
+        info.config.n_layers,
+        info.config.n_layers,
+        info.config.h,
+        info.config.d_ff,
+        trainer.step + 1,
+        steps,
+        trainer.options.batch_tokens,
+        args.threads,
+    );
+    let bar = progress_bar(steps, trainer.step);
+    let loop_started = Instant::now();
+    let mut tokens = 0usize;
+    while trainer.step < steps {
+        let epoch = stream.epoch();
+        let stats = trainer.train_step(stream.next_batch());
+        tokens += stats.src_tokens + stats.tgt_tokens;
+        let elapsed = loop_started.elapsed().as_secs_f64();
+        let rate = tokens as f64 / elapsed.max(1e-9);
+        let eval = (stats.step % args.eval_every == 0 || stats.step == steps)
+            .then(|| evaluate(&trainer.model, eval_set, args.threads, 10));
+        write_log_row(&mut log, &log_path, &stats, epoch, rate, elapsed, eval.as_ref())?;
+        bar.set_position(stats.step as u64);
+        bar.set_message(format!("loss {:.3}  lr {:.2e}  {:.0} tok/s", stats.loss, stats.lr, rate));
+        if let Some(m) = &eval {
+            bar.suspend(|| {
+                println!(
+                    "step {:>6}  loss {:.4}  held-out: exact {:.1}%  tokens {:.2}%  loss {:.4}  ppl {:.3}  ({:.0} s, {:.0} tok/s)",
+                    stats.step,
+                    stats.loss,
+                    100.0 * m.exact_match,
+                    100.0 * m.token_accuracy,
+                    m.loss,
+                    m.perplexity,
+                    elapsed,
+                    rate
+                )
+            });
+        }
+        if stats.step % args.checkpoint_every == 0 || stats.step == steps {
+            let path = args.out.join(format!("ckpt-{:06}.safetensors", stats.step));
+            save_trainer(&path, &trainer, &info).map_err(|e| usage(e.to_string()))?;
+        }
+    }
+    bar.finish_and_clear();
+    log.flush().map_err(|e| io_error(&log_path, e))?;
+    let train_seconds = loop_started.elapsed().as_secs_f64();
+    let m = evaluate(&trainer.model, &task.held_out, args.threads, 10);
+    println!(
+        "done: step {}; all {} held-out pairs: exact match {:.2}%, token accuracy {:.2}%, loss {:.4}, perplexity {:.3}",
+        trainer.step,
+        m.pairs,
+        100.0 * m.exact_match,
+        100.0 * m.token_accuracy,
+        m.loss,
+        m.perplexity
+    );
+    println!(
+        "time: {:.1} s training ({:.0} tokens/s), {:.1} s in all; log {}, checkpoints in {}",
+        train_seconds,
+        tokens as f64 / train_seconds.max(1e-9),
+        started.elapsed().as_secs_f64(),
+        log_path.display(),
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn new_trainer(args: &TrainArgs) -> Result<(Trainer<f32>, RunInfo), CliError> {
+    let d = defaults(&args.task);
+    let task = Task::by_name(&args.task, args.data_seed).map_err(|e| usage(e.to_string()))?;
+    let d_model = args.d_model.unwrap_or(d.d_model);
+    let h = args.heads.unwrap_or(d.heads);
+    if h == 0 || d_model % h != 0 {
+        return Err(usage(format!(
+            "--d-model {d_model} is not a multiple of --heads {h}: each head gets d_model / h columns"
+        )));
+    }
+    let config = Config {
+        n_layers: args.layers.unwrap_or(d.layers),
+        d_model,
+        d_ff: args.d_ff.unwrap_or(4 * d_model),
+        h,
+        d_k: d_model / h,
+        d_v: d_model / h,
+        p_drop: args.dropout.unwrap_or(0.1),
+        eps_ls: args.label_smoothing.unwrap_or(0.1),
+        positional: Positional::Sinusoidal,
+        ..Config::base()
+    };
+    config.validate().map_err(|e| usage(e.to_string()))?;
+    let options = TrainOptions {
+        p_drop: config.p_drop,
+        eps_ls: config.eps_ls,
+        warmup: args.warmup.unwrap_or(d.warmup),
+        lr_scale: args.lr_scale.unwrap_or(d.lr_scale),
+        batch_tokens: args.batch_tokens.unwrap_or(d.batch_tokens),
+        seed: args.seed,
+        threads: args.threads,
+    };
+    if options.warmup == 0 {
+        return Err(usage("--warmup must be at least 1 (Eq. 3 divides by it)"));
+    }
+    if !(options.lr_scale > 0.0 && options.lr_scale.is_finite()) {
+        return Err(usage(format!("--lr-scale {} must be a positive number", options.lr_scale)));
+    }
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    let model = Transformer::new(&config, task.vocab.len(), &mut rng).map_err(|e| usage(e.to_string()))?;
+    let info = RunInfo {
+        task: task.name.clone(),
+        data_seed: args.data_seed,
+        config,
+        vocab: task.vocab.len(),
+    };
+    Ok((Trainer::new(model, options), info))
+}
+
+fn open_log(path: &Path, append: bool) -> Result<BufWriter<File>, CliError> {
+    let exists = path.exists();
+    let file = if append && exists {
+        OpenOptions::new().append(true).open(path)
+    } else {
+        File::create(path)
+    }
+    .map_err(|e| io_error(path, e))?;
+    let mut log = BufWriter::new(file);
+    if !(append && exists) {
+        writeln!(log, "{LOG_HEADER}").map_err(|e| io_error(path, e))?;
+    }
+    Ok(log)
+}
+
+fn write_log_row(
+    log: &mut BufWriter<File>,
+    path: &Path,
+    s: &aiayn::train::trainer::StepStats,
+    epoch: u64,
+    rate: f64,
+    elapsed: f64,
+    eval: Option<&Metrics>,
+) -> Result<(), CliError> {
+    let eval = eval.map_or(",,,,".to_string(), |m| {
+        format!(
+            "{},{:.6},{:.6},{:.6},{:.6}",
+            m.pairs, m.exact_match, m.token_accuracy, m.loss, m.perplexity
+        )
+    });
+    writeln!(
+        log,
+        "{},{},{:.6},{:.6e},{},{},{:.0},{:.2},{eval}",
+        s.step, epoch, s.loss, s.lr, s.src_tokens, s.tgt_tokens, rate, elapsed
+    )
+    .map_err(|e| io_error(path, e))
+}
+
+fn progress_bar(steps: usize, done: usize) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(steps as u64), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise}, eta {eta}]")
+            .expect("a valid template"),
+    );
+    bar.set_position(done as u64);
+    bar
+}
+
+pub fn translate(checkpoint: &Path) -> Result<ExitCode, CliError> {
+    let (model, info, _) = load_model(checkpoint).map_err(|e| usage(e.to_string()))?;
+    let task = Task::by_name(&info.task, info.data_seed).map_err(|e| usage(e.to_string()))?;
+    if task.vocab.len() != info.vocab {
+        return Err(usage(format!(
+            "{}: the model has a vocabulary of {} but the task `{}` has {}",
+            checkpoint.display(),
+            info.vocab,
+            task.name,
+            task.vocab.len()
+        )));
+    }
+    let stdin = io::stdin();
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    for (n, line) in stdin.lock().lines().enumerate() {
+        let line = line.map_err(|e| usage(format!("standard input, line {}: {e}", n + 1)))?;
+        let src = task
+            .vocab
+            .encode(&line)
+            .map_err(|e| usage(format!("standard input, line {}: {e}", n + 1)))?;
+        let hyp = if src.is_empty() {
+            Vec::new()
+        } else {
+            greedy(&model, &src, BOS, EOS, src.len() + 50) // §6.1: at most input length + 50
+        };
+        writeln!(out, "{}", task.vocab.decode(&hyp)).map_err(|e| usage(format!("standard output: {e}")))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,226 @@
+//! A training run's state in a checkpoint: the model's parameters under their names, Adam's
+//! moments, the step, the configuration and the seeds, so that a run can stop and resume
+//! exactly, and so that `aiayn translate` can rebuild the model and its vocabulary.
+//!
+//! Metadata keys (all strings): `format` (`aiayn-checkpoint/1`), `task`, `data_seed`, `seed`,
+//! `step`, `adam_t`, `vocab`, the model's sizes (`n_layers`, `d_model`, `d_ff`, `h`, `d_k`,
+//! `d_v`, `positional`, `max_len`, `attention_bias`, `layer_norm_eps`, `placement`) and the run's
+//! options (`p_drop`, `eps_ls`, `warmup`, `lr_scale`, `batch_tokens`). Tensors: every parameter
+//! under its name (see [`crate::params`]), and `adam.m.<name>`, `adam.v.<name>` once Adam has
+//! taken a step.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use nalgebra::DMatrix;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use crate::checkpoint::{load, save, Checkpoint, CheckpointError, NamedTensor};
+use crate::config::{Config, Positional};
+use crate::model::Transformer;
+use crate::params::{Param, Parameters};
+use crate::sublayer::NormPlacement;
+use crate::train::trainer::{TrainOptions, Trainer};
+
+/// The format tag in every checkpoint's metadata.
+pub const FORMAT: &str = "aiayn-checkpoint/1";
+
+/// What a checkpoint says about the run besides its tensors.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunInfo {
+    /// The task's name (`copy`, `reverse`, `translate`).
+    pub task: String,
+    /// The seed the task's data was generated from.
+    pub data_seed: u64,
+    pub config: Config,
+    pub vocab: usize,
+}
+
+/// A parameter as a row-major tensor, 1-D for vectors.
+fn tensor(name: String, p: &Param<'_, f32>, data: &[f32]) -> NamedTensor {
+    let m = DMatrix::from_column_slice(p.rows, p.cols, data);
+    let mut t = NamedTensor::from_matrix(name, &m);
+    t.shape = p.shape();
+    t
+}
+
+/// Writes the trainer's model, Adam state and step, with `info`, to `path`.
+///
+/// # Errors
+/// As [`save`].
+pub fn save_trainer(path: &Path, trainer: &Trainer<f32>, info: &RunInfo) -> Result<(), CheckpointError> {
+    let params = trainer.model.params();
+    let (m, v) = trainer.adam.moments();
+    let mut tensors = Vec::with_capacity(3 * params.len());
+    for (i, p) in params.iter().enumerate() {
+        tensors.push(tensor(p.name.clone(), p, p.data));
+        if trainer.adam.t > 0 {
+            tensors.push(tensor(format!("adam.m.{}", p.name), p, &m[i]));
+            tensors.push(tensor(format!("adam.v.{}", p.name), p, &v[i]));
+        }
+    }
+    let mut metadata = config_metadata(&info.config);
+    let o = &trainer.options;
+    for (k, val) in [
+        ("format", FORMAT.to_string()),
+        ("task", info.task.clone()),
+        ("data_seed", info.data_seed.to_string()),
+        ("vocab", info.vocab.to_string()),
+        ("seed", o.seed.to_string()),
+        ("step", trainer.step.to_string()),
+        ("adam_t", trainer.adam.t.to_string()),
+        ("p_drop", o.p_drop.to_string()),
+        ("eps_ls", o.eps_ls.to_string()),
+        ("warmup", o.warmup.to_string()),
+        ("lr_scale", o.lr_scale.to_string()),
+        ("batch_tokens", o.batch_tokens.to_string()),
+    ] {
+        metadata.insert(k.to_string(), val);
+    }
+    save(path, &Checkpoint { tensors, metadata })
+}
+
+fn config_metadata(c: &Config) -> BTreeMap<String, String> {
+    let positional = match c.positional {
+        Positional::Sinusoidal => "sinusoidal",
+        Positional::Learned => "learned",
+    };
+    let placement = match c.placement {
+        NormPlacement::Post => "post",
+        NormPlacement::Pre => "pre",
+    };
+    [
+        ("n_layers", c.n_layers.to_string()),
+        ("d_model", c.d_model.to_string()),
+        ("d_ff", c.d_ff.to_string()),
+        ("h", c.h.to_string()),
+        ("d_k", c.d_k.to_string()),
+        ("d_v", c.d_v.to_string()),
+        ("positional", positional.to_string()),
+        ("max_len", c.max_len.to_string()),
+        ("attention_bias", c.attention_bias.to_string()),
+        ("layer_norm_eps", c.layer_norm_eps.to_string()),
+        ("placement", placement.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+fn read_config(ckpt: &Checkpoint, path: &Path) -> Result<Config, CheckpointError> {
+    let meta_err = |key: &str, problem: String| CheckpointError::Meta {
+        path: path.to_path_buf(),
+        key: key.to_string(),
+        problem,
+    };
+    let positional = match ckpt.meta(path, "positional")? {
+        "sinusoidal" => Positional::Sinusoidal,
+        "learned" => Positional::Learned,
+        other => return Err(meta_err("positional", format!("is {other:?}, not sinusoidal or learned"))),
+    };
+    let placement = match ckpt.meta(path, "placement")? {
+        "post" => NormPlacement::Post,
+        "pre" => NormPlacement::Pre,
+        other => return Err(meta_err("placement", format!("is {other:?}, not post or pre"))),
+    };
+    let config = Config {
+        n_layers: ckpt.meta_parse(path, "n_layers")?,
+        d_model: ckpt.meta_parse(path, "d_model")?,
+        d_ff: ckpt.meta_parse(path, "d_ff")?,
+        h: ckpt.meta_parse(path, "h")?,
+        d_k: ckpt.meta_parse(path, "d_k")?,
+        d_v: ckpt.meta_parse(path, "d_v")?,
+        positional,
+        max_len: ckpt.meta_parse(path, "max_len")?,
+        attention_bias: ckpt.meta_parse(path, "attention_bias")?,
+        layer_norm_eps: ckpt.meta_parse(path, "layer_norm_eps")?,
+        placement,
+        ..Config::base()
+    };
+    config
+        .validate()
+        .map_err(|e| meta_err("d_model", format!("the sizes do not make a model: {e}")))?;
+    Ok(config)
+}
+
+/// The model stored in `path`, and what the checkpoint says about its run.
+///
+/// # Errors
+/// An unreadable or malformed file, missing or unparsable metadata, sizes that do not make a
+/// model, or a missing or misshapen tensor: each named.
+pub fn load_model(path: &Path) -> Result<(Transformer<f32>, RunInfo, Checkpoint), CheckpointError> {
+    let ckpt = load(path)?;
+    let format = ckpt.meta(path, "format")?;
+    if format != FORMAT {
+        return Err(CheckpointError::Meta {
+            path: path.to_path_buf(),
+            key: "format".to_string(),
+            problem: format!("is {format:?}, expected {FORMAT:?}"),
+        });
+    }
+    let config = read_config(&ckpt, path)?;
+    let vocab: usize = ckpt.meta_parse(path, "vocab")?;
+    let mut model = Transformer::new(&config, vocab.max(1), &mut StdRng::seed_from_u64(0)).map_err(|e| {
+        CheckpointError::Meta {
+            path: path.to_path_buf(),
+            key: "vocab".to_string(),
+            problem: e.to_string(),
+        }
+    })?;
+    fill(&mut model, &ckpt, path, "")?;
+    let info = RunInfo {
+        task: ckpt.meta(path, "task")?.to_string(),
+        data_seed: ckpt.meta_parse(path, "data_seed")?,
+        config,
+        vocab,
+    };
+    Ok((model, info, ckpt))
+}
+
+/// Overwrites every parameter of `model` with the tensor named `prefix` + its name.
+fn fill(model: &mut Transformer<f32>, ckpt: &Checkpoint, path: &Path, prefix: &str) -> Result<(), CheckpointError> {
+    let shapes: Vec<(String, Vec<usize>, usize, usize)> = model
+        .params()
+        .iter()
+        .map(|p| (p.name.clone(), p.shape(), p.rows, p.cols))
+        .collect();
+    for ((name, shape, rows, cols), dst) in shapes.iter().zip(model.params_mut()) {
+        let t = ckpt.expect(path, &format!("{prefix}{name}"), shape)?;
+        // row-major in the file, column-major in memory
+        let m = DMatrix::from_row_slice(*rows, *cols, &t.data);
+        dst.data.copy_from_slice(m.as_slice());
+    }
+    Ok(())
+}
+
+/// A trainer restored from `path` to continue exactly where it stopped; `threads` is not part
+/// of the state (the result does not depend on it).
+///
+/// # Errors
+/// As [`load_model`], and for missing Adam moments or options.
+pub fn load_trainer(path: &Path, threads: usize) -> Result<(Trainer<f32>, RunInfo), CheckpointError> {
+    let (model, info, ckpt) = load_model(path)?;
+    let options = TrainOptions {
+        p_drop: ckpt.meta_parse(path, "p_drop")?,
+        eps_ls: ckpt.meta_parse(path, "eps_ls")?,
+        warmup: ckpt.meta_parse(path, "warmup")?,
+        lr_scale: ckpt.meta_parse(path, "lr_scale")?,
+        batch_tokens: ckpt.meta_parse(path, "batch_tokens")?,
+        seed: ckpt.meta_parse(path, "seed")?,
+        threads,
+    };
+    let mut trainer = Trainer::new(model, options);
+    trainer.step = ckpt.meta_parse(path, "step")?;
+    let t: u64 = ckpt.meta_parse(path, "adam_t")?;
+    if t > 0 {
+        let mut m_model = trainer.model.clone();
+        let mut v_model = trainer.model.clone();
+        fill(&mut m_model, &ckpt, path, "adam.m.")?;
+        fill(&mut v_model, &ckpt, path, "adam.v.")?;
+        let m = m_model.params().iter().map(|p| p.data.to_vec()).collect();
+        let v = v_model.params().iter().map(|p| p.data.to_vec()).collect();
+        trainer.adam.restore(t, m, v);
+    }
+    Ok((trainer, info))
+}
