@@ -6,7 +6,10 @@
 //! and compares every expected tensor, element by element, against
 //! `|got - want| <= abs + rel * |want|`. Where the file carries gradients from autograd, they are
 //! compared with central finite differences of this crate's own forward pass, so the fixture
-//! pins the derivative of the forward computation as well as its value.
+//! pins the derivative of the forward computation as well as its value. A tensor that feeds
+//! several inputs of an op (self-attention's `x` as query, key and value) is stored once under
+//! `tied_inputs`, and its gradient is the total derivative: the finite difference moves it in
+//! every slot together.
 //!
 //! Every problem with a file is a [`FixtureError`] naming the file and the field: a missing
 //! key, a wrong shape, a NaN, an unknown op. Nothing here panics on bad input.
@@ -52,6 +55,22 @@ pub const OPS: [&str; 12] = [
     "adam",
     "param_count",
 ];
+
+/// The inputs of an op: first those a tied tensor may feed (the vectors per position, or the
+/// logits), then the rest (masks, token ids, optimiser data).
+fn input_slots(op: &str) -> (&'static [&'static str], &'static [&'static str]) {
+    match op {
+        "softmax" | "feed_forward" | "layer_norm" => (&["x"], &[]),
+        "attention" => (&["q", "k", "v"], &["key_padding"]),
+        "multi_head_attention" => (&["query", "key", "value"], &["key_padding"]),
+        "encoder_layer" => (&["x"], &["key_padding"]),
+        "decoder_layer" => (&["x", "memory"], &["memory_key_padding", "tgt_key_padding"]),
+        "transformer" => (&[], &["src", "tgt", "src_key_padding"]),
+        "label_smoothing" => (&["logits"], &["target"]),
+        "adam" => (&[], &["p0", "grads"]),
+        _ => (&[], &[]),
+    }
+}
 
 /// An n-dimensional array of f64 in row-major order.
 #[derive(Clone, Debug, PartialEq)]
@@ -125,6 +144,9 @@ pub struct Fixture {
     pub description: String,
     pub config: serde_json::Map<String, Value>,
     pub inputs: BTreeMap<String, Tensor>,
+    /// Tied inputs: the tensor `inputs[name]` feeds every listed input slot of the op (self-
+    /// attention's one `x` as `query`, `key` and `value`). Empty when the file has none.
+    pub tied_inputs: BTreeMap<String, Vec<String>>,
     pub params: BTreeMap<String, Tensor>,
     pub expected: BTreeMap<String, Tensor>,
     pub gradients: Option<Gradients>,
@@ -245,6 +267,8 @@ pub fn parse(path: &Path, json: &Value) -> Result<Fixture, FixtureError> {
             })
         }
     };
+    let inputs = p.tensors(top, "inputs", "")?;
+    let tied_inputs = p.tied_inputs(top, &op, &inputs)?;
     Ok(Fixture {
         path: path.to_path_buf(),
         case: p.string(top, "case")?,
@@ -263,7 +287,8 @@ pub fn parse(path: &Path, json: &Value) -> Result<Fixture, FixtureError> {
             })
             .transpose()?
             .unwrap_or_default(),
-        inputs: p.tensors(top, "inputs", "")?,
+        inputs,
+        tied_inputs,
         params: if top.contains_key("params") {
             p.tensors(top, "params", "")?
         } else {
@@ -326,6 +351,78 @@ impl Parser<'_> {
                 .collect(),
             Some(_) => Err(bad()),
         }
+    }
+
+    /// The optional `tied_inputs` object: tensor name -> the input slots it feeds.
+    fn tied_inputs(
+        &self,
+        obj: &serde_json::Map<String, Value>,
+        op: &str,
+        inputs: &BTreeMap<String, Tensor>,
+    ) -> Result<BTreeMap<String, Vec<String>>, FixtureError> {
+        let Some(ties) = obj.get("tied_inputs") else {
+            return Ok(BTreeMap::new());
+        };
+        let ties = ties.as_object().ok_or_else(|| {
+            self.err(
+                "tied_inputs",
+                "must be an object: tensor name -> list of input slots".into(),
+            )
+        })?;
+        let (slots, others) = input_slots(op);
+        let mut fed_by: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut out = BTreeMap::new();
+        for (name, list) in ties {
+            let field = format!("tied_inputs.{name}");
+            if slots.contains(&name.as_str()) || others.contains(&name.as_str()) {
+                return Err(self.err(
+                    &field,
+                    format!(
+                        "{name:?} is itself an input of op {op}; give the tied tensor a name of its own"
+                    ),
+                ));
+            }
+            let list = list
+                .as_array()
+                .filter(|l| !l.is_empty())
+                .and_then(|l| l.iter().map(Value::as_str).collect::<Option<Vec<_>>>())
+                .ok_or_else(|| {
+                    self.err(
+                        &field,
+                        "must be a non-empty list of input slot names".into(),
+                    )
+                })?;
+            for &slot in &list {
+                if !slots.contains(&slot) {
+                    let problem = if slots.is_empty() {
+                        format!("{slot:?}: op {op} has no input a tied tensor can feed")
+                    } else {
+                        format!(
+                            "{slot:?} is not an input of op {op} that a tensor can feed ({})",
+                            slots.join(", ")
+                        )
+                    };
+                    return Err(self.err(&field, problem));
+                }
+                if inputs.contains_key(slot) {
+                    return Err(self.err(
+                        &field,
+                        format!("slot {slot:?} is fed by inputs.{name}, so inputs.{slot} must be absent"),
+                    ));
+                }
+                if let Some(other) = fed_by.insert(slot, name) {
+                    return Err(self.err(
+                        &field,
+                        format!("slot {slot:?} is already fed by tied_inputs.{other}"),
+                    ));
+                }
+            }
+            if !inputs.contains_key(name) {
+                return Err(self.err(&field, format!("the tied tensor inputs.{name} is missing")));
+            }
+            out.insert(name.clone(), list.into_iter().map(str::to_string).collect());
+        }
+        Ok(out)
     }
 
     fn tolerance(
@@ -610,6 +707,16 @@ struct Args<'a> {
 
 impl<'a> Args<'a> {
     fn field(&self, name: &str) -> String {
+        if self.section == "inputs" {
+            if let Some((tied, _)) = self
+                .fixture
+                .tied_inputs
+                .iter()
+                .find(|(_, slots)| slots.iter().any(|s| s == name))
+            {
+                return format!("inputs.{tied} (as {name})");
+            }
+        }
         format!("{}.{name}", self.section)
     }
 
@@ -911,16 +1018,73 @@ fn mask_for(
     })
 }
 
+/// The width (last dimension) the op needs in a slot a tied tensor feeds, with the config
+/// entry that sets it (`d_k = 4`); `None` where the width is free (softmax, layer norm, logits).
+fn slot_width(f: &Fixture, slot: &str) -> Result<Option<(usize, String)>, FixtureError> {
+    let key = match (f.op.as_str(), slot) {
+        ("attention", "q" | "k") => "d_k",
+        ("attention", "v") => "d_v",
+        ("multi_head_attention" | "feed_forward" | "encoder_layer" | "decoder_layer", _) => {
+            "d_model"
+        }
+        _ => return Ok(None),
+    };
+    let width = f.config_usize(key)?;
+    Ok(Some((width, format!("{key} = {width}"))))
+}
+
+/// The inputs with every tied tensor copied into each slot it feeds, after checking that the
+/// op wants one shape in all of them.
+///
+/// # Errors
+/// Two slots of one tied tensor need different widths (attention's `q` and `v` with d_k != d_v).
+fn untie(
+    f: &Fixture,
+    inputs: &BTreeMap<String, Tensor>,
+) -> Result<BTreeMap<String, Tensor>, FixtureError> {
+    let mut out = inputs.clone();
+    for (name, slots) in &f.tied_inputs {
+        let field = format!("tied_inputs.{name}");
+        let mut first: Option<(&str, usize, String)> = None;
+        for slot in slots {
+            let Some((width, why)) = slot_width(f, slot)? else {
+                continue;
+            };
+            match &first {
+                Some((other, w, other_why)) if *w != width => {
+                    return Err(f.err(
+                        &field,
+                        format!(
+                            "one tensor cannot feed both {other:?} (width {other_why}) and \
+                             {slot:?} (width {why})"
+                        ),
+                    ))
+                }
+                Some(_) => {}
+                None => first = Some((slot, width, why)),
+            }
+        }
+        let tensor = inputs
+            .get(name)
+            .ok_or_else(|| f.err(&field, format!("the tied tensor inputs.{name} is missing")))?;
+        for slot in slots {
+            out.insert(slot.clone(), tensor.clone());
+        }
+    }
+    Ok(out)
+}
+
 /// Computes every output of the fixture's op from the given inputs and parameters.
 fn run(
     f: &Fixture,
     inputs: &BTreeMap<String, Tensor>,
     params: &BTreeMap<String, Tensor>,
 ) -> Result<BTreeMap<String, Tensor>, FixtureError> {
+    let untied = untie(f, inputs)?;
     let x = Args {
         fixture: f,
         section: "inputs",
-        map: inputs,
+        map: &untied,
     };
     let p = Args {
         fixture: f,

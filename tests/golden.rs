@@ -626,3 +626,177 @@ fn label_smoothing_with_one_class_is_named() {
         check_err(&j)
     );
 }
+
+/// The untied `multi_head_attention-self.json` passes one tensor as three separate inputs, so
+/// its gradients are partial derivatives. Rewritten with `tied_inputs`, the same numbers say:
+/// x feeds query, key and value, and dL/dx is the sum of the three partials. The finite
+/// difference of the tied file perturbs all three slots at once and agrees; a `wrt.x` holding
+/// only the query's partial is caught.
+#[test]
+fn a_tied_input_gradient_is_the_sum_of_the_partials() {
+    let j = json_of("multi_head_attention-self.json");
+    assert_eq!(j["inputs"]["query"], j["inputs"]["key"]);
+    assert_eq!(j["inputs"]["query"], j["inputs"]["value"]);
+    let partial = |slot: &str| -> Vec<f64> {
+        j["gradients"]["wrt"][slot]["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    let (d_query, d_key, d_value) = (partial("query"), partial("key"), partial("value"));
+    let total: Vec<f64> = (0..d_query.len())
+        .map(|i| d_query[i] + d_key[i] + d_value[i])
+        .collect();
+
+    let mut tied = j.clone();
+    tied["tied_inputs"] = serde_json::json!({"x": ["query", "key", "value"]});
+    let inputs = tied["inputs"].as_object_mut().unwrap();
+    let x = inputs.remove("query").unwrap();
+    inputs.remove("key");
+    inputs.remove("value");
+    inputs.insert("x".into(), x.clone());
+    let wrt = tied["gradients"]["wrt"].as_object_mut().unwrap();
+    for slot in ["query", "key", "value"] {
+        wrt.remove(slot);
+    }
+    wrt.insert(
+        "x".into(),
+        serde_json::json!({"shape": x["shape"].clone(), "data": total}),
+    );
+    let f = fixture::parse(Path::new("fixtures/x.json"), &tied).unwrap();
+    let report = fixture::check(&f).unwrap();
+    assert!(report.passed(), "{report:?}");
+
+    tied["gradients"]["wrt"]["x"]["data"] = serde_json::json!(d_query);
+    let f = fixture::parse(Path::new("fixtures/x.json"), &tied).unwrap();
+    let report = fixture::check(&f).unwrap();
+    let c = report
+        .comparisons
+        .iter()
+        .find(|c| c.name == "gradients.wrt.x")
+        .unwrap();
+    assert!(!c.passed(), "a partial derivative passed as the total");
+}
+
+/// Tying changes nothing in the forward pass: the tied file, with the tensor copied into each
+/// slot by hand, gives the same outputs.
+#[test]
+fn a_tied_input_runs_like_the_same_tensor_in_every_slot() {
+    for (name, tied, slots) in [
+        (
+            "multi_head_attention-self-tied.json",
+            "x",
+            &["query", "key", "value"][..],
+        ),
+        (
+            "multi_head_attention-cross-tied.json",
+            "memory",
+            &["key", "value"][..],
+        ),
+        ("attention-self-tied.json", "x", &["q", "k", "v"][..]),
+    ] {
+        let mut j = json_of(name);
+        assert_eq!(j["tied_inputs"][tied], serde_json::json!(slots), "{name}");
+        j.as_object_mut().unwrap().remove("tied_inputs");
+        j.as_object_mut().unwrap().remove("gradients");
+        let inputs = j["inputs"].as_object_mut().unwrap();
+        let t = inputs.remove(tied).unwrap();
+        for slot in slots {
+            inputs.insert(slot.to_string(), t.clone());
+        }
+        let f = fixture::parse(Path::new("fixtures/x.json"), &j).unwrap();
+        assert!(f.tied_inputs.is_empty());
+        assert!(fixture::check(&f).unwrap().passed(), "{name}");
+    }
+}
+
+#[test]
+fn a_tied_slot_that_the_op_does_not_have_is_named() {
+    let mut j = json_of("multi_head_attention-self-tied.json");
+    j["tied_inputs"]["x"] = serde_json::json!(["query", "keys", "value"]);
+    assert_eq!(
+        parse_err(&j),
+        "fixtures/x.json: tied_inputs.x: \"keys\" is not an input of op multi_head_attention \
+         that a tensor can feed (query, key, value)"
+    );
+    // Padding flags are inputs, but not ones a tensor of vectors can stand for.
+    j["tied_inputs"]["x"] = serde_json::json!(["query", "key_padding"]);
+    assert!(
+        parse_err(&j).contains("\"key_padding\" is not an input of op multi_head_attention"),
+        "{}",
+        parse_err(&j)
+    );
+    let mut j = json_of("transformer-tiny.json");
+    j["tied_inputs"] = serde_json::json!({"ids": ["src", "tgt"]});
+    assert_eq!(
+        parse_err(&j),
+        "fixtures/x.json: tied_inputs.ids: \"src\": op transformer has no input a tied tensor can feed"
+    );
+}
+
+#[test]
+fn a_tied_slot_also_given_in_inputs_is_named() {
+    let mut j = json_of("multi_head_attention-self-tied.json");
+    j["inputs"]["key"] = j["inputs"]["x"].clone();
+    assert_eq!(
+        parse_err(&j),
+        "fixtures/x.json: tied_inputs.x: slot \"key\" is fed by inputs.x, so inputs.key must be absent"
+    );
+}
+
+#[test]
+fn a_missing_tied_tensor_is_named() {
+    let mut j = json_of("multi_head_attention-cross-tied.json");
+    j["inputs"].as_object_mut().unwrap().remove("memory");
+    assert_eq!(
+        parse_err(&j),
+        "fixtures/x.json: tied_inputs.memory: the tied tensor inputs.memory is missing"
+    );
+}
+
+#[test]
+fn a_slot_fed_twice_or_a_tied_name_that_is_a_slot_is_named() {
+    let mut j = json_of("multi_head_attention-cross-tied.json");
+    j["inputs"]["other"] = j["inputs"]["memory"].clone();
+    j["tied_inputs"]["other"] = serde_json::json!(["value"]);
+    assert_eq!(
+        parse_err(&j),
+        "fixtures/x.json: tied_inputs.other: slot \"value\" is already fed by tied_inputs.memory"
+    );
+    let mut j = json_of("multi_head_attention-cross-tied.json");
+    j["tied_inputs"] = serde_json::json!({"memory": []});
+    assert!(
+        parse_err(&j).ends_with("tied_inputs.memory: must be a non-empty list of input slot names"),
+        "{}",
+        parse_err(&j)
+    );
+    let mut j = json_of("multi_head_attention-self-tied.json");
+    j["inputs"]["query"] = j["inputs"]["x"].clone();
+    j["tied_inputs"] = serde_json::json!({"query": ["key", "value"]});
+    assert!(
+        parse_err(&j).contains("tied_inputs.query: \"query\" is itself an input of op"),
+        "{}",
+        parse_err(&j)
+    );
+}
+
+/// One tensor cannot feed slots the op wants in different widths, and a tied tensor of the
+/// wrong width is named with the slot it was checked as.
+#[test]
+fn tied_slots_of_different_shapes_are_named() {
+    let mut j = json_of("attention-self-tied.json");
+    j["config"]["d_v"] = Value::from(6);
+    assert_eq!(
+        check_err(&j),
+        "fixtures/x.json: tied_inputs.x: one tensor cannot feed both \"q\" (width d_k = 4) and \
+         \"v\" (width d_v = 6)"
+    );
+    let mut j = json_of("multi_head_attention-self-tied.json");
+    j["inputs"]["x"] = serde_json::json!({"shape": [2, 6, 8], "data": vec![0.0; 96]});
+    assert_eq!(
+        check_err(&j),
+        "fixtures/x.json: inputs.x (as query): expected [.., n, 12] (width 12), found [2, 6, 8]"
+    );
+}
