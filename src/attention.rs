@@ -17,7 +17,7 @@
 use nalgebra::{DMatrix, RealField};
 
 use crate::mask::Mask;
-use crate::softmax::softmax_rows;
+use crate::softmax::{softmax_rows, softmax_rows_backward};
 
 /// The result of Eq. 1: the output and the attention weights that produced it.
 #[derive(Clone, Debug, PartialEq)]
@@ -66,6 +66,44 @@ pub fn scaled_dot_product_attention<T: RealField + Copy>(
     Attention { output, weights }
 }
 // ANCHOR_END: attention
+
+/// The gradients of Eq. 1 with respect to its three inputs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttentionGrads<T: RealField> {
+    /// dL/dQ, (n, d_k).
+    pub d_q: DMatrix<T>,
+    /// dL/dK, (m, d_k).
+    pub d_k: DMatrix<T>,
+    /// dL/dV, (m, d_v).
+    pub d_v: DMatrix<T>,
+}
+
+// ANCHOR: attention_backward
+/// The backward pass of Eq. 1 (`eq:attention-backward`). With S = Q K^T / sqrt(d_k),
+/// A = softmax(S) (the `weights` of the forward pass) and O = A V:
+/// dV = A^T dO, dA = dO V^T, dS = softmax'(dA), dQ = dS K / sqrt(d_k), dK = dS^T Q / sqrt(d_k).
+///
+/// Masked pairs have weight 0, so their score gradient is 0 and nothing flows to them.
+///
+/// # Shapes
+/// `q`: (n, d_k), `k`: (m, d_k), `v`: (m, d_v), `weights`: (n, m), `d_output`: (n, d_v).
+pub fn scaled_dot_product_attention_backward<T: RealField + Copy>(
+    q: &DMatrix<T>,
+    k: &DMatrix<T>,
+    v: &DMatrix<T>,
+    weights: &DMatrix<T>,
+    d_output: &DMatrix<T>,
+) -> AttentionGrads<T> {
+    check_shapes(q, k, v);
+    let scale = T::one() / nalgebra::convert::<f64, T>(q.ncols() as f64).sqrt();
+    let d_v = weights.transpose() * d_output; // (m, n) x (n, d_v) -> (m, d_v)
+    let d_weights = d_output * v.transpose(); // (n, d_v) x (d_v, m) -> (n, m)
+    let d_scores = softmax_rows_backward(weights, &d_weights) * scale; // (n, m)
+    let d_q = &d_scores * k; // (n, m) x (m, d_k) -> (n, d_k)
+    let d_k = d_scores.transpose() * q; // (m, n) x (n, d_k) -> (m, d_k)
+    AttentionGrads { d_q, d_k, d_v }
+}
+// ANCHOR_END: attention_backward
 
 // ANCHOR: dot_variance
 /// Footnote 4's experiment (`eq:dot-variance`): draws `samples` pairs of vectors q, k with

@@ -14,12 +14,14 @@
 use nalgebra::{DMatrix, RealField};
 use rand::Rng;
 
-use crate::encoder::LayerSizes;
-use crate::feed_forward::FeedForward;
+use crate::dropout::Dropout;
+use crate::encoder::{final_norm_backward, stack_params, stack_params_mut, LayerSizes, StackCache};
+use crate::feed_forward::{FeedForward, FeedForwardCache};
 use crate::layer_norm::LayerNorm;
 use crate::mask::Mask;
-use crate::multi_head::MultiHeadAttention;
-use crate::sublayer::{residual, NormPlacement};
+use crate::multi_head::{MultiHeadAttention, MultiHeadCache};
+use crate::params::{prefixed, prefixed_mut, Param, ParamMut, Parameters};
+use crate::sublayer::{residual, residual_backward, residual_train, NormPlacement, ResidualCache};
 
 /// One decoder layer.
 #[derive(Clone, Debug, PartialEq)]
@@ -91,6 +93,117 @@ impl<T: RealField + Copy> DecoderLayer<T> {
         residual(&b, &self.norm_3, self.placement, |b| self.ffn.forward(b))
     }
     // ANCHOR_END: decoder_layer
+
+    /// One decoder layer for training: dropout after each sub-layer, and a cache for
+    /// [`DecoderLayer::backward`].
+    pub fn forward_train(
+        &self,
+        y: &DMatrix<T>,
+        memory: &DMatrix<T>,
+        self_mask: Option<&Mask>,
+        memory_mask: Option<&Mask>,
+        dropout: &mut Dropout,
+    ) -> (DMatrix<T>, DecoderLayerCache<T>) {
+        let (a, self_attn) = residual_train(y, &self.norm_1, self.placement, dropout, |y| {
+            let (attn, cache) = self.self_attn.forward_train(y, y, y, self_mask);
+            (attn.output, cache)
+        });
+        let (b, cross_attn) = residual_train(&a, &self.norm_2, self.placement, dropout, |a| {
+            let (attn, cache) = self
+                .cross_attn
+                .forward_train(a, memory, memory, memory_mask);
+            (attn.output, cache)
+        });
+        let (c, ffn) = residual_train(&b, &self.norm_3, self.placement, dropout, |b| {
+            self.ffn.forward_train(b)
+        });
+        let cache = DecoderLayerCache {
+            self_attn,
+            cross_attn,
+            ffn,
+        };
+        (c, cache)
+    }
+
+    // ANCHOR: decoder_layer_backward
+    /// The backward pass of one decoder layer. The memory fed the keys and the values of
+    /// encoder-decoder attention, so its gradient is d_key + d_value; the layer's input fed
+    /// query, key and value of the masked self-attention.
+    ///
+    /// # Shapes
+    /// `d_out`: (n_t, d_model) -> dL/dy (n_t, d_model), dL/dmemory (n_s, d_model), and the
+    /// layer's parameter gradients.
+    pub fn backward(
+        &self,
+        cache: &DecoderLayerCache<T>,
+        d_out: &DMatrix<T>,
+    ) -> (DMatrix<T>, DMatrix<T>, DecoderLayer<T>) {
+        let (d_b, ffn, norm_3) =
+            residual_backward(&cache.ffn, &self.norm_3, self.placement, d_out, |c, d| {
+                self.ffn.backward(c, d)
+            });
+        let (d_a, (d_memory, cross_attn), norm_2) = residual_backward(
+            &cache.cross_attn,
+            &self.norm_2,
+            self.placement,
+            &d_b,
+            |c, d| {
+                let g = self.cross_attn.backward(c, d);
+                (g.d_query, (g.d_key + g.d_value, g.params)) // memory fed keys and values
+            },
+        );
+        let (d_y, self_attn, norm_1) = residual_backward(
+            &cache.self_attn,
+            &self.norm_1,
+            self.placement,
+            &d_a,
+            |c, d| {
+                let g = self.self_attn.backward(c, d);
+                (g.d_query + g.d_key + g.d_value, g.params) // y fed all three
+            },
+        );
+        let grads = DecoderLayer {
+            self_attn,
+            cross_attn,
+            ffn,
+            norm_1,
+            norm_2,
+            norm_3,
+            placement: self.placement,
+        };
+        (d_y, d_memory, grads)
+    }
+    // ANCHOR_END: decoder_layer_backward
+}
+
+/// What [`DecoderLayer::backward`] needs from the forward pass.
+#[derive(Clone, Debug)]
+pub struct DecoderLayerCache<T: RealField> {
+    pub self_attn: ResidualCache<T, MultiHeadCache<T>>,
+    pub cross_attn: ResidualCache<T, MultiHeadCache<T>>,
+    pub ffn: ResidualCache<T, FeedForwardCache<T>>,
+}
+
+impl<T: RealField + Copy> Parameters<T> for DecoderLayer<T> {
+    fn params(&self) -> Vec<Param<'_, T>> {
+        prefixed("self_attn", self.self_attn.params())
+            .chain(prefixed("cross_attn", self.cross_attn.params()))
+            .chain(prefixed("ffn", self.ffn.params()))
+            .chain(prefixed("norm1", self.norm_1.params()))
+            .chain(prefixed("norm2", self.norm_2.params()))
+            .chain(prefixed("norm3", self.norm_3.params()))
+            .collect()
+    }
+
+    fn params_mut(&mut self) -> Vec<ParamMut<'_, T>> {
+        prefixed_mut("self_attn", self.self_attn.params_mut())
+            .chain(prefixed_mut("cross_attn", self.cross_attn.params_mut()))
+            .chain(prefixed_mut("ffn", self.ffn.params_mut()))
+            .chain(prefixed_mut("norm1", self.norm_1.params_mut()))
+            .chain(prefixed_mut("norm2", self.norm_2.params_mut()))
+            .chain(prefixed_mut("norm3", self.norm_3.params_mut()))
+            .collect()
+    }
 }
 
 /// The decoder stack.
@@ -137,5 +250,68 @@ impl<T: RealField + Copy> Decoder<T> {
             y = norm.forward(&y);
         }
         y
+    }
+}
+
+impl<T: RealField + Copy> Decoder<T> {
+    /// The whole stack for training.
+    pub fn forward_train(
+        &self,
+        y: &DMatrix<T>,
+        memory: &DMatrix<T>,
+        self_mask: Option<&Mask>,
+        memory_mask: Option<&Mask>,
+        dropout: &mut Dropout,
+    ) -> (DMatrix<T>, StackCache<DecoderLayerCache<T>, T>) {
+        let mut y = y.clone();
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            let (out, cache) = layer.forward_train(&y, memory, self_mask, memory_mask, dropout);
+            y = out;
+            layers.push(cache);
+        }
+        let mut final_norm = None;
+        if let Some(norm) = &self.final_norm {
+            let (out, cache) = norm.forward_train(&y);
+            y = out;
+            final_norm = Some(cache);
+        }
+        (y, StackCache { layers, final_norm })
+    }
+
+    /// The backward pass of the stack. Every layer reads the same memory, so the memory's
+    /// gradient is the sum over the layers.
+    ///
+    /// Returns dL/dy, dL/dmemory and the stack's parameter gradients.
+    pub fn backward(
+        &self,
+        cache: &StackCache<DecoderLayerCache<T>, T>,
+        d_out: &DMatrix<T>,
+    ) -> (DMatrix<T>, DMatrix<T>, Decoder<T>) {
+        let (mut d_y, final_norm) = final_norm_backward(&self.final_norm, &cache.final_norm, d_out);
+        let mut d_memory: Option<DMatrix<T>> = None;
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for (layer, c) in self.layers.iter().zip(&cache.layers).rev() {
+            let (d, d_m, g) = layer.backward(c, &d_y);
+            d_y = d;
+            d_memory = Some(match d_memory {
+                None => d_m,
+                Some(sum) => sum + d_m,
+            });
+            layers.push(g);
+        }
+        layers.reverse();
+        let d_memory = d_memory.expect("a decoder stack has at least one layer");
+        (d_y, d_memory, Decoder { layers, final_norm })
+    }
+}
+
+impl<T: RealField + Copy> Parameters<T> for Decoder<T> {
+    fn params(&self) -> Vec<Param<'_, T>> {
+        stack_params(&self.layers, &self.final_norm)
+    }
+
+    fn params_mut(&mut self) -> Vec<ParamMut<'_, T>> {
+        stack_params_mut(&mut self.layers, &mut self.final_norm)
     }
 }

@@ -71,4 +71,41 @@ impl<T: RealField + Copy> Embedding<T> {
         y * self.weight.transpose() // (n, d_model) x (d_model, vocab) -> (n, vocab)
     }
     // ANCHOR_END: logits
+
+    // ANCHOR: embedding_backward
+    /// The backward pass of [`Embedding::embed`] (`eq:embedding-backward`): each position's
+    /// gradient, times sqrt(d_model), is added to the row of its token. A token that occurs
+    /// twice collects both; tokens that do not occur get nothing.
+    ///
+    /// `d_weight` accumulates: the shared matrix also collects the generator's gradient and the
+    /// other stack's embedding gradient.
+    ///
+    /// # Shapes
+    /// `tokens`: n ids, `d_x`: (n, d_model), `d_weight`: (vocab, d_model).
+    pub fn embed_backward(&self, tokens: &[usize], d_x: &DMatrix<T>, d_weight: &mut DMatrix<T>) {
+        let scale: T = nalgebra::convert((self.d_model() as f64).sqrt());
+        for (i, &t) in tokens.iter().enumerate() {
+            let mut row = d_weight.row_mut(t);
+            row += d_x.row(i) * scale;
+        }
+    }
+    // ANCHOR_END: embedding_backward
+
+    // ANCHOR: logits_backward
+    /// The backward pass of [`Embedding::logits`] (`eq:logits-backward`): for logits = y E^T,
+    /// dE += dlogits^T y and dy = dlogits E.
+    ///
+    /// # Shapes
+    /// `y`: (n, d_model), `d_logits`: (n, vocab) -> dL/dy (n, d_model); `d_weight` (vocab, d_model)
+    /// accumulates.
+    pub fn logits_backward(
+        &self,
+        y: &DMatrix<T>,
+        d_logits: &DMatrix<T>,
+        d_weight: &mut DMatrix<T>,
+    ) -> DMatrix<T> {
+        *d_weight += d_logits.transpose() * y; // (vocab, n) x (n, d_model) -> (vocab, d_model)
+        d_logits * &self.weight // (n, vocab) x (vocab, d_model) -> (n, d_model)
+    }
+    // ANCHOR_END: logits_backward
 }

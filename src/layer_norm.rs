@@ -12,6 +12,7 @@
 use nalgebra::{DMatrix, RealField, RowDVector};
 
 use crate::init::{ones_row, zeros_row};
+use crate::params::{Param, ParamMut, Parameters};
 
 /// Per-feature gain and bias, and the eps added to the variance.
 #[derive(Clone, Debug, PartialEq)]
@@ -66,4 +67,83 @@ impl<T: RealField + Copy> LayerNorm<T> {
         y
     }
     // ANCHOR_END: layer_norm
+
+    /// [`LayerNorm::forward`], keeping what [`LayerNorm::backward`] needs.
+    pub fn forward_train(&self, x: &DMatrix<T>) -> (DMatrix<T>, LayerNormCache<T>) {
+        let d_t: T = nalgebra::convert(self.gain.len() as f64);
+        let eps: T = nalgebra::convert(self.eps);
+        let mut x_hat = x.clone();
+        let mut inv_std = Vec::with_capacity(x.nrows());
+        for mut row in x_hat.row_iter_mut() {
+            let mean = row.sum() / d_t;
+            row.add_scalar_mut(-mean);
+            let s = T::one() / (row.norm_squared() / d_t + eps).sqrt();
+            row *= s;
+            inv_std.push(s);
+        }
+        let mut y = x_hat.clone();
+        for mut row in y.row_iter_mut() {
+            row.component_mul_assign(&self.gain);
+            row += &self.bias;
+        }
+        (y, LayerNormCache { x_hat, inv_std })
+    }
+
+    // ANCHOR: layer_norm_backward
+    /// The backward pass of LayerNorm (`eq:layer-norm-backward`). With x_hat the normalised row,
+    /// sigma = sqrt(var + eps) and g = dy * gain: dgain = sum over rows of dy * x_hat,
+    /// dbias = sum over rows of dy, and per row
+    /// dx = (g - mean(g) - x_hat mean(g * x_hat)) / sigma.
+    ///
+    /// # Shapes
+    /// `d_y`: (n, d_model) -> dL/dx (n, d_model), and the gradients of gain and bias.
+    pub fn backward(
+        &self,
+        cache: &LayerNormCache<T>,
+        d_y: &DMatrix<T>,
+    ) -> (DMatrix<T>, LayerNorm<T>) {
+        let d_t: T = nalgebra::convert(self.gain.len() as f64);
+        let grads = LayerNorm {
+            gain: d_y.component_mul(&cache.x_hat).row_sum(),
+            bias: d_y.row_sum(),
+            eps: self.eps,
+        };
+        let mut d_x = d_y.clone();
+        for (i, mut row) in d_x.row_iter_mut().enumerate() {
+            row.component_mul_assign(&self.gain); // g = dy * gain
+            let x_hat = cache.x_hat.row(i);
+            let mean_g = row.sum() / d_t;
+            let mean_gx = row.dot(&x_hat) / d_t;
+            row.add_scalar_mut(-mean_g);
+            row -= x_hat * mean_gx;
+            row *= cache.inv_std[i];
+        }
+        (d_x, grads)
+    }
+    // ANCHOR_END: layer_norm_backward
+}
+
+/// What [`LayerNorm::backward`] needs from the forward pass.
+#[derive(Clone, Debug)]
+pub struct LayerNormCache<T: RealField> {
+    /// The normalised rows (x - mean) / sigma, before gain and bias.
+    pub x_hat: DMatrix<T>,
+    /// 1 / sigma for each row.
+    pub inv_std: Vec<T>,
+}
+
+impl<T: RealField + Copy> Parameters<T> for LayerNorm<T> {
+    fn params(&self) -> Vec<Param<'_, T>> {
+        vec![
+            Param::row("gain", &self.gain),
+            Param::row("bias", &self.bias),
+        ]
+    }
+
+    fn params_mut(&mut self) -> Vec<ParamMut<'_, T>> {
+        vec![
+            ParamMut::row("gain", &mut self.gain),
+            ParamMut::row("bias", &mut self.bias),
+        ]
+    }
 }

@@ -20,6 +20,7 @@
 pub mod attention;
 pub mod config;
 pub mod decoder;
+pub mod dropout;
 pub mod embedding;
 pub mod encoder;
 pub mod feed_forward;
@@ -28,6 +29,7 @@ pub mod layer_norm;
 pub mod mask;
 pub mod model;
 pub mod multi_head;
+pub mod params;
 pub mod positional;
 pub mod softmax;
 pub mod sublayer;

@@ -27,6 +27,17 @@ impl Mask {
         }
     }
 
+    /// Any mask: `allowed(i, j)` says whether query `i` may attend to key `j`.
+    pub fn from_fn(
+        n_queries: usize,
+        n_keys: usize,
+        mut allowed: impl FnMut(usize, usize) -> bool,
+    ) -> Self {
+        Mask {
+            allowed: DMatrix::from_fn(n_queries, n_keys, |i, j| allowed(i, j)),
+        }
+    }
+
     // ANCHOR: causal
     /// The decoder's causal mask (`eq:causal-mask`): query `i` sees keys `0..=i`.
     ///

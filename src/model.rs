@@ -9,19 +9,22 @@
 //!
 //! `tgt` is the target sentence shifted right (it starts with a start symbol), so that row i of
 //! `log_probs` is the model's distribution for target token i + 1 given tokens 0..=i. Dropout
-//! (§5.4) belongs to training and is not applied here.
+//! (§5.4) belongs to training: [`Transformer::forward_train`] applies it, [`Transformer::forward`]
+//! does not.
 
 use nalgebra::{DMatrix, RealField};
 use rand::Rng;
 
 use crate::config::{Config, ConfigError, Positional};
-use crate::decoder::Decoder;
+use crate::decoder::{Decoder, DecoderLayerCache};
+use crate::dropout::{dropout_backward, Dropout, DropoutMask};
 use crate::embedding::Embedding;
-use crate::encoder::{Encoder, LayerSizes};
+use crate::encoder::{Encoder, EncoderLayerCache, LayerSizes, StackCache};
 use crate::init::xavier_uniform;
 use crate::mask::Mask;
+use crate::params::{prefixed, prefixed_mut, zeros_like, Param, ParamMut, Parameters};
 use crate::positional::PositionalEncoding;
-use crate::softmax::log_softmax_rows;
+use crate::softmax::{log_softmax_rows, log_softmax_rows_backward};
 
 /// Encoder, decoder and one shared embedding matrix.
 #[derive(Clone, Debug, PartialEq)]
@@ -131,5 +134,118 @@ impl<T: RealField + Copy> Transformer<T> {
     ) -> DMatrix<T> {
         let memory = self.encode(src, src_padding);
         self.generator(&self.decode(tgt, &memory, src_padding))
+    }
+
+    // ANCHOR: forward_train
+    /// The forward pass for training (§5.4): dropout on the sums of embeddings and positional
+    /// encodings and on every sub-layer's output, and a cache for [`Transformer::backward`].
+    /// With [`Dropout::off`] the result equals [`Transformer::forward`].
+    ///
+    /// # Shapes
+    /// `src`: n_s ids, `tgt`: n_t ids -> log-probabilities (n_t, vocab).
+    pub fn forward_train(
+        &self,
+        src: &[usize],
+        tgt: &[usize],
+        src_padding: Option<&[bool]>,
+        dropout: &mut Dropout,
+    ) -> (DMatrix<T>, TransformerCache<T>) {
+        let x = self.embedding.embed(src) + self.positional.encode(src.len()); // (n_s, d_model)
+        let (x, src_dropout) = dropout.apply(&x);
+        let src_mask = src_padding.map(|pad| Mask::padding(src.len(), pad)); // (n_s, n_s)
+        let (memory, encoder) = self.encoder.forward_train(&x, src_mask.as_ref(), dropout);
+
+        let y = self.embedding.embed(tgt) + self.positional.encode(tgt.len()); // (n_t, d_model)
+        let (y, tgt_dropout) = dropout.apply(&y);
+        let causal = Mask::causal(tgt.len()); // (n_t, n_t)
+        let memory_mask = src_padding.map(|pad| Mask::padding(tgt.len(), pad)); // (n_t, n_s)
+        let (out, decoder) =
+            self.decoder
+                .forward_train(&y, &memory, Some(&causal), memory_mask.as_ref(), dropout);
+        let log_probs = self.generator(&out); // (n_t, vocab)
+        let cache = TransformerCache {
+            src: src.to_vec(),
+            tgt: tgt.to_vec(),
+            src_dropout,
+            tgt_dropout,
+            encoder,
+            decoder,
+            decoder_output: out,
+            log_probs: log_probs.clone(),
+        };
+        (log_probs, cache)
+    }
+    // ANCHOR_END: forward_train
+
+    // ANCHOR: backward
+    /// The backward pass of the whole model: from dL/d(log_probs) to the gradient of every
+    /// parameter, returned as a `Transformer` of gradients. The shared embedding matrix
+    /// collects three contributions: the generator's (`y E^T`), the target embedding's and the
+    /// source embedding's.
+    pub fn backward(
+        &self,
+        cache: &TransformerCache<T>,
+        d_log_probs: &DMatrix<T>,
+    ) -> Transformer<T> {
+        let mut grads = zeros_like(self);
+        let d_logits = log_softmax_rows_backward(&cache.log_probs, d_log_probs); // (n_t, vocab)
+        let d_out = self.embedding.logits_backward(
+            &cache.decoder_output,
+            &d_logits,
+            &mut grads.embedding.weight,
+        );
+        let (d_y, d_memory, decoder) = self.decoder.backward(&cache.decoder, &d_out);
+        grads.decoder = decoder;
+        let d_y = dropout_backward(&cache.tgt_dropout, &d_y); // (n_t, d_model)
+        self.embedding
+            .embed_backward(&cache.tgt, &d_y, &mut grads.embedding.weight);
+        self.positional.backward(&d_y, &mut grads.positional);
+
+        let (d_x, encoder) = self.encoder.backward(&cache.encoder, &d_memory);
+        grads.encoder = encoder;
+        let d_x = dropout_backward(&cache.src_dropout, &d_x); // (n_s, d_model)
+        self.embedding
+            .embed_backward(&cache.src, &d_x, &mut grads.embedding.weight);
+        self.positional.backward(&d_x, &mut grads.positional);
+        grads
+    }
+    // ANCHOR_END: backward
+}
+
+/// What [`Transformer::backward`] needs from [`Transformer::forward_train`].
+#[derive(Clone, Debug)]
+pub struct TransformerCache<T: RealField> {
+    pub src: Vec<usize>,
+    pub tgt: Vec<usize>,
+    pub src_dropout: DropoutMask<T>,
+    pub tgt_dropout: DropoutMask<T>,
+    pub encoder: StackCache<EncoderLayerCache<T>, T>,
+    pub decoder: StackCache<DecoderLayerCache<T>, T>,
+    /// The decoder stack's output, (n_t, d_model).
+    pub decoder_output: DMatrix<T>,
+    /// The generator's output, (n_t, vocab).
+    pub log_probs: DMatrix<T>,
+}
+
+impl<T: RealField + Copy> Parameters<T> for Transformer<T> {
+    /// `embedding`, `positional` (learned positions only), `encoder.*`, `decoder.*`.
+    fn params(&self) -> Vec<Param<'_, T>> {
+        let mut list = vec![Param::matrix("embedding", &self.embedding.weight)];
+        if let PositionalEncoding::Learned { table } = &self.positional {
+            list.push(Param::matrix("positional", table));
+        }
+        list.extend(prefixed("encoder", self.encoder.params()));
+        list.extend(prefixed("decoder", self.decoder.params()));
+        list
+    }
+
+    fn params_mut(&mut self) -> Vec<ParamMut<'_, T>> {
+        let mut list = vec![ParamMut::matrix("embedding", &mut self.embedding.weight)];
+        if let PositionalEncoding::Learned { table } = &mut self.positional {
+            list.push(ParamMut::matrix("positional", table));
+        }
+        list.extend(prefixed_mut("encoder", self.encoder.params_mut()));
+        list.extend(prefixed_mut("decoder", self.decoder.params_mut()));
+        list
     }
 }

@@ -22,9 +22,10 @@
 use nalgebra::{DMatrix, RealField, RowDVector};
 use rand::Rng;
 
-use crate::attention::scaled_dot_product_attention;
+use crate::attention::{scaled_dot_product_attention, scaled_dot_product_attention_backward};
 use crate::init::{xavier_uniform, zeros_row};
 use crate::mask::Mask;
+use crate::params::{Param, ParamMut, Parameters};
 
 /// The parameters of one multi-head attention sub-layer.
 #[derive(Clone, Debug, PartialEq)]
@@ -146,6 +147,101 @@ impl<T: RealField + Copy> MultiHeadAttention<T> {
     }
     // ANCHOR_END: multi_head
 
+    /// [`MultiHeadAttention::forward`], keeping what [`MultiHeadAttention::backward`] needs.
+    pub fn forward_train(
+        &self,
+        query: &DMatrix<T>,
+        key: &DMatrix<T>,
+        value: &DMatrix<T>,
+        mask: Option<&Mask>,
+    ) -> (MultiHeadOutput<T>, MultiHeadCache<T>) {
+        self.check_inputs(query, key, value);
+        let q = project(query, &self.w_q, &self.b_q); // (n, h d_k)
+        let k = project(key, &self.w_k, &self.b_k); // (m, h d_k)
+        let v = project(value, &self.w_v, &self.b_v); // (m, h d_v)
+        let mut concat = DMatrix::zeros(query.nrows(), self.h * self.d_v); // (n, h d_v)
+        let mut weights = Vec::with_capacity(self.h);
+        for i in 0..self.h {
+            let head_i = scaled_dot_product_attention(
+                &q.columns(i * self.d_k, self.d_k).into_owned(),
+                &k.columns(i * self.d_k, self.d_k).into_owned(),
+                &v.columns(i * self.d_v, self.d_v).into_owned(),
+                mask,
+            );
+            concat
+                .columns_mut(i * self.d_v, self.d_v)
+                .copy_from(&head_i.output);
+            weights.push(head_i.weights);
+        }
+        let output = project(&concat, &self.w_o, &self.b_o); // (n, d_model)
+        let cache = MultiHeadCache {
+            query: query.clone(),
+            key: key.clone(),
+            value: value.clone(),
+            q,
+            k,
+            v,
+            weights: weights.clone(),
+            concat,
+        };
+        (MultiHeadOutput { output, weights }, cache)
+    }
+
+    // ANCHOR: multi_head_backward
+    /// The backward pass of multi-head attention (`eq:multi-head-backward`): back through W^O,
+    /// through each head's Eq. 1 ([`scaled_dot_product_attention_backward`]) on its own columns,
+    /// and back through W^Q, W^K and W^V. For a projection Y = X W + b: dW = X^T dY,
+    /// db = the sum of the rows of dY, dX = dY W^T.
+    ///
+    /// In self-attention the same x is query, key and value: its gradient is the sum
+    /// `d_query + d_key + d_value`; in encoder-decoder attention the memory's is
+    /// `d_key + d_value`.
+    ///
+    /// # Shapes
+    /// `d_output`: (n, d_model) -> `d_query` (n, d_model), `d_key`, `d_value` (m, d_model).
+    pub fn backward(&self, cache: &MultiHeadCache<T>, d_output: &DMatrix<T>) -> MultiHeadGrads<T> {
+        let (d_concat, w_o, b_o) = project_backward(&cache.concat, &self.w_o, &self.b_o, d_output);
+        let mut d_q = DMatrix::zeros(cache.q.nrows(), cache.q.ncols()); // (n, h d_k)
+        let mut d_k = DMatrix::zeros(cache.k.nrows(), cache.k.ncols()); // (m, h d_k)
+        let mut d_v = DMatrix::zeros(cache.v.nrows(), cache.v.ncols()); // (m, h d_v)
+        for i in 0..self.h {
+            let (qc, vc) = (i * self.d_k, i * self.d_v); // this head's first columns
+            let g = scaled_dot_product_attention_backward(
+                &cache.q.columns(qc, self.d_k).into_owned(),
+                &cache.k.columns(qc, self.d_k).into_owned(),
+                &cache.v.columns(vc, self.d_v).into_owned(),
+                &cache.weights[i],
+                &d_concat.columns(vc, self.d_v).into_owned(),
+            );
+            d_q.columns_mut(qc, self.d_k).copy_from(&g.d_q);
+            d_k.columns_mut(qc, self.d_k).copy_from(&g.d_k);
+            d_v.columns_mut(vc, self.d_v).copy_from(&g.d_v);
+        }
+        let (d_query, w_q, b_q) = project_backward(&cache.query, &self.w_q, &self.b_q, &d_q);
+        let (d_key, w_k, b_k) = project_backward(&cache.key, &self.w_k, &self.b_k, &d_k);
+        let (d_value, w_v, b_v) = project_backward(&cache.value, &self.w_v, &self.b_v, &d_v);
+        let params = MultiHeadAttention {
+            h: self.h,
+            d_k: self.d_k,
+            d_v: self.d_v,
+            w_q,
+            w_k,
+            w_v,
+            w_o,
+            b_q,
+            b_k,
+            b_v,
+            b_o,
+        };
+        MultiHeadGrads {
+            d_query,
+            d_key,
+            d_value,
+            params,
+        }
+    }
+    // ANCHOR_END: multi_head_backward
+
     fn check_inputs(&self, query: &DMatrix<T>, key: &DMatrix<T>, value: &DMatrix<T>) {
         let d_model = self.d_model();
         for (name, x) in [("query", query), ("key", key), ("value", value)] {
@@ -164,6 +260,91 @@ impl<T: RealField + Copy> MultiHeadAttention<T> {
             value.nrows()
         );
     }
+}
+
+/// What [`MultiHeadAttention::backward`] needs from the forward pass.
+#[derive(Clone, Debug)]
+pub struct MultiHeadCache<T: RealField> {
+    /// The inputs, (n, d_model), (m, d_model), (m, d_model).
+    pub query: DMatrix<T>,
+    pub key: DMatrix<T>,
+    pub value: DMatrix<T>,
+    /// The projections of all heads side by side: (n, h d_k), (m, h d_k), (m, h d_v).
+    pub q: DMatrix<T>,
+    pub k: DMatrix<T>,
+    pub v: DMatrix<T>,
+    /// Each head's attention weights, (n, m).
+    pub weights: Vec<DMatrix<T>>,
+    /// The heads' outputs side by side, (n, h d_v).
+    pub concat: DMatrix<T>,
+}
+
+/// The gradients of multi-head attention: its three inputs and its parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MultiHeadGrads<T: RealField> {
+    pub d_query: DMatrix<T>,
+    pub d_key: DMatrix<T>,
+    pub d_value: DMatrix<T>,
+    /// dL/dW^Q, ..., dL/db^O, in the shape of the parameters.
+    pub params: MultiHeadAttention<T>,
+}
+
+impl<T: RealField + Copy> Parameters<T> for MultiHeadAttention<T> {
+    fn params(&self) -> Vec<Param<'_, T>> {
+        let mut list = vec![
+            Param::matrix("w_q", &self.w_q),
+            Param::matrix("w_k", &self.w_k),
+            Param::matrix("w_v", &self.w_v),
+            Param::matrix("w_o", &self.w_o),
+        ];
+        let biases = [
+            ("b_q", &self.b_q),
+            ("b_k", &self.b_k),
+            ("b_v", &self.b_v),
+            ("b_o", &self.b_o),
+        ];
+        for (name, b) in biases {
+            if let Some(b) = b {
+                list.push(Param::row(name, b));
+            }
+        }
+        list
+    }
+
+    fn params_mut(&mut self) -> Vec<ParamMut<'_, T>> {
+        let mut list = vec![
+            ParamMut::matrix("w_q", &mut self.w_q),
+            ParamMut::matrix("w_k", &mut self.w_k),
+            ParamMut::matrix("w_v", &mut self.w_v),
+            ParamMut::matrix("w_o", &mut self.w_o),
+        ];
+        let biases = [
+            ("b_q", &mut self.b_q),
+            ("b_k", &mut self.b_k),
+            ("b_v", &mut self.b_v),
+            ("b_o", &mut self.b_o),
+        ];
+        for (name, b) in biases {
+            if let Some(b) = b {
+                list.push(ParamMut::row(name, b));
+            }
+        }
+        list
+    }
+}
+
+/// The backward pass of [`project`]: for Y = X W + b, returns dX = dY W^T, dW = X^T dY and
+/// db = the sum of the rows of dY (when there is a bias).
+pub(crate) fn project_backward<T: RealField + Copy>(
+    x: &DMatrix<T>,
+    w: &DMatrix<T>,
+    b: &Option<RowDVector<T>>,
+    d_y: &DMatrix<T>,
+) -> (DMatrix<T>, DMatrix<T>, Option<RowDVector<T>>) {
+    let d_x = d_y * w.transpose(); // (n, d_out) x (d_out, d_in) -> (n, d_in)
+    let d_w = x.transpose() * d_y; // (d_in, n) x (n, d_out) -> (d_in, d_out)
+    let d_b = b.as_ref().map(|_| d_y.row_sum());
+    (d_x, d_w, d_b)
 }
 
 /// x W (+ b): a linear projection in the paper's row-vector convention.

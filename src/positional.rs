@@ -76,6 +76,19 @@ impl<T: RealField + Copy> PositionalEncoding<T> {
         }
     }
 
+    /// The backward pass of [`PositionalEncoding::encode`]: a learned table's rows 0..n
+    /// collect the gradient of the positions (added to `d_table`); sinusoids have no
+    /// parameters, so nothing happens.
+    ///
+    /// # Shapes
+    /// `d_x`: (n, d_model); `grads` has the shape of `self`.
+    pub fn backward(&self, d_x: &DMatrix<T>, grads: &mut PositionalEncoding<T>) {
+        if let PositionalEncoding::Learned { table } = grads {
+            let mut rows = table.rows_mut(0, d_x.nrows());
+            rows += d_x;
+        }
+    }
+
     /// Number of learned parameters (0 for sinusoids).
     pub fn num_params(&self) -> usize {
         match self {

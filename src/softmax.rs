@@ -63,3 +63,62 @@ pub fn log_softmax_rows<T: RealField + Copy>(x: &DMatrix<T>) -> DMatrix<T> {
     }
     y
 }
+
+// ANCHOR: softmax_backward
+/// The backward pass of [`softmax_rows`] (`eq:softmax-backward`): given y = softmax(x) and
+/// dL/dy, returns dL/dx, row by row `dx_j = y_j (dy_j - sum_l y_l dy_l)`.
+///
+/// A fully masked row (y = 0) gets gradient 0: no score of it can change the output.
+///
+/// # Shapes
+/// `y`, `d_y`: (n, m) -> (n, m).
+pub fn softmax_rows_backward<T: RealField + Copy>(y: &DMatrix<T>, d_y: &DMatrix<T>) -> DMatrix<T> {
+    assert_eq!(
+        y.shape(),
+        d_y.shape(),
+        "softmax backward: y is {:?} but dL/dy is {:?}",
+        y.shape(),
+        d_y.shape()
+    );
+    let mut d_x = y.component_mul(d_y); // y_j dy_j
+    for (mut row, y_row) in d_x.row_iter_mut().zip(y.row_iter()) {
+        let dot = row.sum(); // sum_l y_l dy_l
+        row -= y_row * dot; // y_j dy_j - y_j dot
+    }
+    d_x
+}
+// ANCHOR_END: softmax_backward
+
+// ANCHOR: log_softmax_backward
+/// The backward pass of [`log_softmax_rows`] (`eq:log-softmax-backward`): given
+/// log y = log_softmax(x) and dL/d(log y), returns dL/dx = d(log y) - y sum_l d(log y)_l.
+///
+/// A row of all `-inf` inputs gets gradient 0.
+///
+/// # Shapes
+/// `log_y`, `d_log_y`: (n, m) -> (n, m).
+pub fn log_softmax_rows_backward<T: RealField + Copy>(
+    log_y: &DMatrix<T>,
+    d_log_y: &DMatrix<T>,
+) -> DMatrix<T> {
+    assert_eq!(
+        log_y.shape(),
+        d_log_y.shape(),
+        "log-softmax backward: log y is {:?} but its gradient is {:?}",
+        log_y.shape(),
+        d_log_y.shape()
+    );
+    let mut d_x = d_log_y.clone();
+    for (mut row, log_row) in d_x.row_iter_mut().zip(log_y.row_iter()) {
+        if log_row.iter().all(|z| !z.is_finite() && *z < T::zero()) {
+            row.fill(T::zero()); // a row of all -inf: nothing to move
+            continue;
+        }
+        let total = row.sum(); // sum_l d(log y)_l
+        for (d, &l) in row.iter_mut().zip(log_row.iter()) {
+            *d -= l.exp() * total;
+        }
+    }
+    d_x
+}
+// ANCHOR_END: log_softmax_backward
