@@ -4,12 +4,13 @@
 //!
 //! [`load`] reads and validates a file; [`check`] runs the named op with this crate's modules
 //! and compares every expected tensor, element by element, against
-//! `|got - want| <= abs + rel * |want|`. Where the file carries gradients from autograd, they are
-//! compared with central finite differences of this crate's own forward pass, so the fixture
-//! pins the derivative of the forward computation as well as its value. A tensor that feeds
-//! several inputs of an op (self-attention's `x` as query, key and value) is stored once under
-//! `tied_inputs`, and its gradient is the total derivative: the finite difference moves it in
-//! every slot together.
+//! `|got - want| <= abs + rel * |want|`. Where the file carries gradients from autograd, each is
+//! compared twice: with this crate's hand-written backward passes, to within rounding, and with
+//! central finite differences of this crate's own forward pass, a check of the check that
+//! shares no code with the backward passes. A tensor that feeds several inputs of an op
+//! (self-attention's `x` as query, key and value) is stored once under `tied_inputs`, and its
+//! gradient is the total derivative: the backward check sums the slots' gradients, and the
+//! finite difference moves the tensor in every slot together.
 //!
 //! Every problem with a file is a [`FixtureError`] naming the file and the field: a missing
 //! key, a wrong shape, a NaN, an unknown op. Nothing here panics on bad input.
@@ -36,6 +37,8 @@ use crate::sublayer::NormPlacement;
 use crate::train::adam::Adam;
 use crate::train::label_smoothing::{label_smoothed_loss, Spread};
 use crate::train::schedule::lrate;
+
+mod backward;
 
 /// The format tag every fixture carries.
 pub const FORMAT: &str = "aiayn-fixture/1";
@@ -151,8 +154,20 @@ pub struct Fixture {
     pub expected: BTreeMap<String, Tensor>,
     pub gradients: Option<Gradients>,
     pub tolerance: Tolerance,
+    /// For gradients against finite differences.
     pub gradient_tolerance: Tolerance,
+    /// For gradients against the backward passes: the optional `backward_tolerance` field, or
+    /// [`BACKWARD_TOLERANCE`].
+    pub backward_tolerance: Tolerance,
 }
+
+/// The default tolerance of gradients from the backward passes against autograd's. Both are
+/// exact derivatives evaluated in float64, so they differ only by rounding; see
+/// `fixtures/README.md` for the measured errors.
+pub const BACKWARD_TOLERANCE: Tolerance = Tolerance {
+    abs: 1e-10,
+    rel: 1e-8,
+};
 
 /// What went wrong with a fixture file.
 #[derive(Clone, Debug, PartialEq)]
@@ -183,11 +198,36 @@ impl fmt::Display for FixtureError {
 
 impl std::error::Error for FixtureError {}
 
+/// What a tensor of the file is compared with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// `expected.NAME`: this crate's forward pass.
+    Forward,
+    /// `gradients.wrt.NAME`: this crate's hand-written backward pass.
+    Backward,
+    /// `gradients.wrt.NAME`: central finite differences of this crate's forward pass, the check
+    /// of the check (it shares no code with the backward pass).
+    FiniteDifference,
+}
+
+impl Source {
+    /// A short label for reports: `forward`, `backward`, `finite diff`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Source::Forward => "forward",
+            Source::Backward => "backward",
+            Source::FiniteDifference => "finite diff",
+        }
+    }
+}
+
 /// The comparison of one tensor.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Comparison {
     /// `expected.NAME` or `gradients.wrt.NAME`.
     pub name: String,
+    /// What computed the values compared with the file's.
+    pub source: Source,
     pub max_abs_error: f64,
     /// Largest `|got - want| / |want|` over the elements with `want != 0`.
     pub max_rel_error: f64,
@@ -304,6 +344,11 @@ pub fn parse(path: &Path, json: &Value) -> Result<Fixture, FixtureError> {
                 abs: 1e-7,
                 rel: 1e-6,
             }
+        },
+        backward_tolerance: if top.contains_key("backward_tolerance") {
+            p.tolerance(top, "backward_tolerance")?
+        } else {
+            BACKWARD_TOLERANCE
         },
         op,
     })
@@ -530,13 +575,27 @@ pub fn check(fixture: &Fixture) -> Result<Report, FixtureError> {
         );
     }
     if let Some(gradients) = &fixture.gradients {
+        let from_backward = backward::gradients(fixture, gradients)?;
         for (name, want) in &gradients.wrt {
             let field = format!("gradients.wrt.{name}");
+            let got = from_backward.get(name).ok_or_else(|| {
+                fixture.err(
+                    &field,
+                    format!(
+                        "the backward pass of op {} gives no gradient for {name:?}",
+                        fixture.op
+                    ),
+                )
+            })?;
+            let mut c = compare(&field, got, want, fixture.backward_tolerance)
+                .map_err(|p| fixture.err(&field, p))?;
+            c.source = Source::Backward;
+            comparisons.push(c);
             let got = finite_difference(fixture, gradients, name)?;
-            comparisons.push(
-                compare(&field, &got, want, fixture.gradient_tolerance)
-                    .map_err(|p| fixture.err(&field, p))?,
-            );
+            let mut c = compare(&field, &got, want, fixture.gradient_tolerance)
+                .map_err(|p| fixture.err(&field, p))?;
+            c.source = Source::FiniteDifference;
+            comparisons.push(c);
         }
     }
     Ok(Report {
@@ -577,6 +636,7 @@ pub fn compare(
     }
     Ok(Comparison {
         name: name.to_string(),
+        source: Source::Forward,
         max_abs_error,
         max_rel_error,
         tolerance,
@@ -993,6 +1053,38 @@ fn decoder_layer(p: &Args, prefix: &str, s: &Sizes) -> Result<DecoderLayer<f64>,
     })
 }
 
+/// The whole model of a `transformer` fixture, and its vocabulary size.
+fn transformer(f: &Fixture, p: &Args) -> Result<(Transformer<f64>, usize), FixtureError> {
+    let s = Sizes::read(f, true)?;
+    let vocab = f.config_usize("vocab")?;
+    let final_norm = f.config_bool("final_stack_norm", false)?;
+    let stack_norm = |prefix: &str| -> Result<Option<LayerNorm<f64>>, FixtureError> {
+        final_norm
+            .then(|| layer_norm(p, prefix, s.d_model, s.eps))
+            .transpose()
+    };
+    let model = Transformer {
+        embedding: Embedding {
+            weight: p.matrix("embedding", vocab, s.d_model)?,
+        },
+        positional: PositionalEncoding::Sinusoidal { d_model: s.d_model },
+        encoder: Encoder {
+            layers: (0..f.config_usize("n_encoder_layers")?)
+                .map(|i| encoder_layer(p, &format!("encoder.layers.{i}."), &s))
+                .collect::<Result<_, _>>()?,
+            // PyTorch's nn.Transformer normalises each stack's output once more.
+            final_norm: stack_norm("encoder.norm.")?,
+        },
+        decoder: Decoder {
+            layers: (0..f.config_usize("n_decoder_layers")?)
+                .map(|i| decoder_layer(p, &format!("decoder.layers.{i}."), &s))
+                .collect::<Result<_, _>>()?,
+            final_norm: stack_norm("decoder.norm.")?,
+        },
+    };
+    Ok((model, vocab))
+}
+
 /// The mask for n queries over the keys of one sequence: padding and/or causal.
 ///
 /// # Errors
@@ -1245,33 +1337,7 @@ fn run(
             out.insert("output".into(), gather(outputs, yb || mb));
         }
         "transformer" => {
-            let s = Sizes::read(f, true)?;
-            let vocab = f.config_usize("vocab")?;
-            let final_norm = f.config_bool("final_stack_norm", false)?;
-            let stack_norm = |prefix: &str| -> Result<Option<LayerNorm<f64>>, FixtureError> {
-                final_norm
-                    .then(|| layer_norm(&p, prefix, s.d_model, s.eps))
-                    .transpose()
-            };
-            let model = Transformer {
-                embedding: Embedding {
-                    weight: p.matrix("embedding", vocab, s.d_model)?,
-                },
-                positional: PositionalEncoding::Sinusoidal { d_model: s.d_model },
-                encoder: Encoder {
-                    layers: (0..f.config_usize("n_encoder_layers")?)
-                        .map(|i| encoder_layer(&p, &format!("encoder.layers.{i}."), &s))
-                        .collect::<Result<_, _>>()?,
-                    // PyTorch's nn.Transformer normalises each stack's output once more.
-                    final_norm: stack_norm("encoder.norm.")?,
-                },
-                decoder: Decoder {
-                    layers: (0..f.config_usize("n_decoder_layers")?)
-                        .map(|i| decoder_layer(&p, &format!("decoder.layers.{i}."), &s))
-                        .collect::<Result<_, _>>()?,
-                    final_norm: stack_norm("decoder.norm.")?,
-                },
-            };
+            let (model, vocab) = transformer(f, &p)?;
             let (src, sb) = x.tokens("src", vocab)?;
             let (tgt, tb) = x.tokens("tgt", vocab)?;
             let b = batch_size(f, &[("src", src.len(), sb), ("tgt", tgt.len(), tb)])?;

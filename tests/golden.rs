@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use aiayn::fixture::{self, Fixture, Tensor, OPS};
+use aiayn::fixture::{self, Fixture, Source, Tensor, OPS};
 use serde_json::Value;
 
 fn fixtures_dir() -> PathBuf {
@@ -30,8 +30,9 @@ fn json_of(name: &str) -> Value {
 }
 
 /// Every fixture in fixtures/, whatever its name: the forward values within the file's
-/// tolerance (1e-12 absolute + 1e-10 relative in float64), the autograd gradients within that of
-/// a central finite difference of this crate's forward pass.
+/// tolerance (1e-12 absolute + 1e-10 relative in float64); the autograd gradients within 1e-10 +
+/// 1e-8 of this crate's backward passes, and within the file's gradient tolerance of a central
+/// finite difference of this crate's forward pass.
 #[test]
 fn every_fixture_matches_pytorch() {
     let mut failures = Vec::new();
@@ -40,9 +41,10 @@ fn every_fixture_matches_pytorch() {
         let report = fixture::check(f).unwrap_or_else(|e| panic!("{e}"));
         for c in report.comparisons.iter().filter(|c| !c.passed()) {
             failures.push(format!(
-                "{} {}: {} of {} elements outside abs {:e} + rel {:e} (max abs error {:e})",
+                "{} {} ({}): {} of {} elements outside abs {:e} + rel {:e} (max abs error {:e})",
                 f.path.display(),
                 c.name,
+                c.source.label(),
                 c.mismatches,
                 c.len,
                 c.tolerance.abs,
@@ -135,8 +137,20 @@ fn expected_values_perturbed_by_one_part_in_a_million_are_mismatches() {
     }
 }
 
+fn comparison<'a>(
+    report: &'a fixture::Report,
+    name: &str,
+    source: Source,
+) -> &'a fixture::Comparison {
+    report
+        .comparisons
+        .iter()
+        .find(|c| c.name == name && c.source == source)
+        .unwrap_or_else(|| panic!("{name} ({}) compared", source.label()))
+}
+
 /// The gradient check can fail too: a gradient off by 0.01% (100 times the finite-difference
-/// tolerance) is caught.
+/// tolerance) is caught by both the backward and the finite-difference check.
 #[test]
 fn gradients_perturbed_by_one_part_in_ten_thousand_are_mismatches() {
     for name in [
@@ -151,16 +165,99 @@ fn gradients_perturbed_by_one_part_in_ten_thousand_are_mismatches() {
         let i = largest(t);
         t.data[i] *= 1.0 + 1e-4;
         let report = fixture::check(&f).expect("well formed");
-        let c = report
-            .comparisons
-            .iter()
-            .find(|c| c.name == format!("gradients.wrt.{key}"))
-            .expect("compared");
+        for source in [Source::Backward, Source::FiniteDifference] {
+            let c = comparison(&report, &format!("gradients.wrt.{key}"), source);
+            assert!(
+                !c.passed(),
+                "{name}: gradient {key} perturbed by 1e-4 went unnoticed by {}",
+                source.label()
+            );
+        }
+    }
+}
+
+/// A backward pass off by one part in a million is caught: the backward check's tolerance
+/// (1e-10 + 1e-8 |want|) is a hundred times tighter than that error, while the finite
+/// differences' (1e-7 + 1e-6 |want|), which has to absorb their truncation error, lets it
+/// through. Shown for the largest gradient element of every op with a backward pass, tied
+/// inputs included.
+#[test]
+fn a_gradient_off_by_one_part_in_a_million_fails_the_backward_check_only() {
+    for (name, key) in [
+        ("attention-causal.json", "q"),
+        ("attention-self-tied.json", "x"),
+        ("multi_head_attention-self-tied.json", "x"),
+        ("multi_head_attention-cross-tied.json", "w_v"),
+        ("feed_forward-relu.json", "w_1"),
+        ("layer_norm-eps-1e-5.json", "gain"),
+        ("encoder_layer-post-norm.json", "x"),
+        ("decoder_layer-post-norm.json", "memory"),
+        ("transformer-tiny.json", "embedding"),
+        ("label_smoothing-eps-0.1.json", "logits"),
+    ] {
+        let mut f = load(name);
+        let t = f
+            .gradients
+            .as_mut()
+            .expect("has gradients")
+            .wrt
+            .get_mut(key)
+            .unwrap_or_else(|| panic!("{name}: no gradient {key}"));
+        let i = largest(t);
+        t.data[i] *= 1.0 + 1e-6;
+        let report = fixture::check(&f).expect("well formed");
+        let field = format!("gradients.wrt.{key}");
+        let backward = comparison(&report, &field, Source::Backward);
+        assert_eq!(
+            backward.mismatches, 1,
+            "{name}: {key} off by 1e-6 not caught by the backward check"
+        );
         assert!(
-            !c.passed(),
-            "{name}: gradient {key} perturbed by 1e-4 went unnoticed"
+            comparison(&report, &field, Source::FiniteDifference).passed(),
+            "{name}: finite differences caught a 1e-6 error after all; the demonstration is moot"
+        );
+        assert!(
+            !report.passed(),
+            "{name}: a fixture passes only if both checks pass"
         );
     }
+}
+
+/// The backward check runs only where a backward pass exists: a loss on an output the backward
+/// pass takes no gradient for, or gradients for an op without one, is named, not skipped.
+#[test]
+fn gradients_the_backward_passes_cannot_check_are_named() {
+    let mut j = json_of("multi_head_attention-self.json");
+    j["gradients"]["loss_weights"]["weights"] = j["expected"]["weights"].clone();
+    assert_eq!(
+        check_err(&j),
+        "fixtures/x.json: gradients.loss_weights.weights: the backward pass of op \
+         multi_head_attention takes the gradient of output only"
+    );
+    let mut j = json_of("adam-noam.json");
+    j["gradients"] = serde_json::json!({"loss_weights": {}, "wrt": {}});
+    assert_eq!(
+        check_err(&j),
+        "fixtures/x.json: gradients: op adam has no backward pass to check gradients with"
+    );
+}
+
+/// `backward_tolerance` is optional, defaults to 1e-10 + 1e-8, and is validated like the others.
+#[test]
+fn the_backward_tolerance_defaults_and_may_be_given() {
+    let f = load("feed_forward-relu.json");
+    assert_eq!(f.backward_tolerance, fixture::BACKWARD_TOLERANCE);
+    assert_eq!(
+        (f.backward_tolerance.abs, f.backward_tolerance.rel),
+        (1e-10, 1e-8)
+    );
+    let mut j = json_of("feed_forward-relu.json");
+    j["backward_tolerance"] = serde_json::json!({"abs": 1e-9, "rel": -1.0});
+    assert!(
+        parse_err(&j).contains("backward_tolerance.rel: missing, or not a finite number >= 0"),
+        "{}",
+        parse_err(&j)
+    );
 }
 
 /// A changed input without a changed expectation fails: the check depends on the inputs.
@@ -338,6 +435,17 @@ fn verify_exits_0_when_every_fixture_matches() {
         stdout.contains("max abs") && stdout.contains("tolerance abs"),
         "{stdout}"
     );
+    // Every gradient is reported twice: against the backward pass and finite differences.
+    let w_q: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("gradients.wrt.w_q "))
+        .collect();
+    for source in ["backward", "finite diff"] {
+        assert!(
+            w_q.iter().any(|l| l.contains(&format!(" {source} "))),
+            "{stdout}"
+        );
+    }
 }
 
 fn temp_file(tag: &str, contents: &str) -> PathBuf {
@@ -672,12 +780,13 @@ fn a_tied_input_gradient_is_the_sum_of_the_partials() {
     tied["gradients"]["wrt"]["x"]["data"] = serde_json::json!(d_query);
     let f = fixture::parse(Path::new("fixtures/x.json"), &tied).unwrap();
     let report = fixture::check(&f).unwrap();
-    let c = report
-        .comparisons
-        .iter()
-        .find(|c| c.name == "gradients.wrt.x")
-        .unwrap();
-    assert!(!c.passed(), "a partial derivative passed as the total");
+    for source in [Source::Backward, Source::FiniteDifference] {
+        assert!(
+            !comparison(&report, "gradients.wrt.x", source).passed(),
+            "a partial derivative passed as the total ({})",
+            source.label()
+        );
+    }
 }
 
 /// Tying changes nothing in the forward pass: the tied file, with the tensor copied into each
