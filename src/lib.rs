@@ -19,6 +19,7 @@
 
 pub mod attention;
 pub mod config;
+pub mod decode;
 pub mod decoder;
 pub mod dropout;
 pub mod embedding;

@@ -35,8 +35,8 @@ use properties_support::{
     scramble_ffn, scramble_norm, uniform,
 };
 use proptest::prelude::*;
-use rand::Rng;
 use proptest::test_runner::Config as ProptestConfig;
+use rand::Rng;
 
 const H: f64 = 1e-5;
 

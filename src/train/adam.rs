@@ -9,7 +9,9 @@
 
 use nalgebra::{DMatrix, RealField};
 
-/// Adam's hyper-parameters and its running moments, one pair per parameter matrix.
+use crate::params::Parameters;
+
+/// Adam's hyper-parameters and its running moments, one pair per parameter tensor.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Adam<T: RealField> {
     pub beta_1: f64,
@@ -17,8 +19,8 @@ pub struct Adam<T: RealField> {
     pub eps: f64,
     /// Steps taken so far.
     pub t: u64,
-    m: Vec<DMatrix<T>>,
-    v: Vec<DMatrix<T>>,
+    m: Vec<Vec<T>>,
+    v: Vec<Vec<T>>,
 }
 
 impl<T: RealField + Copy> Adam<T> {
@@ -39,8 +41,7 @@ impl<T: RealField + Copy> Adam<T> {
         }
     }
 
-    // ANCHOR: adam
-    /// One update of every parameter with its gradient, at learning rate `lr` (`eq:adam`).
+    /// One update of separate parameter matrices with their gradients, at learning rate `lr`.
     ///
     /// # Panics
     /// If `params` and `grads` differ in number or shape, or differ from earlier calls.
@@ -52,16 +53,60 @@ impl<T: RealField + Copy> Adam<T> {
             params.len(),
             grads.len()
         );
+        for (i, (p, g)) in params.iter().zip(grads).enumerate() {
+            assert_eq!(
+                p.shape(),
+                g.shape(),
+                "adam: parameter {i} is {:?} but its gradient is {:?}",
+                p.shape(),
+                g.shape()
+            );
+        }
+        let params = params.iter_mut().map(|p| p.as_mut_slice()).collect();
+        let grads = grads.iter().map(|g| g.as_slice()).collect();
+        self.update(params, grads, lr);
+    }
+
+    /// One update of every parameter of a model (its named list, [`Parameters`]) with the
+    /// gradients in `grads`, a value of the same type.
+    ///
+    /// # Panics
+    /// If the two lists differ in names or sizes.
+    pub fn step_params<P: Parameters<T>>(&mut self, model: &mut P, grads: &P, lr: f64) {
+        let grads = grads.params();
+        let mut params = model.params_mut();
+        assert_eq!(
+            params.len(),
+            grads.len(),
+            "adam: {} parameters but {} gradients",
+            params.len(),
+            grads.len()
+        );
+        for (p, g) in params.iter().zip(&grads) {
+            assert!(
+                p.name == g.name && p.data.len() == g.data.len(),
+                "adam: parameter {} ({} values) but gradient {} ({} values)",
+                p.name,
+                p.data.len(),
+                g.name,
+                g.data.len()
+            );
+        }
+        let params = params.iter_mut().map(|p| &mut *p.data).collect();
+        let grads = grads.iter().map(|g| g.data).collect();
+        self.update(params, grads, lr);
+    }
+
+    // ANCHOR: adam
+    /// One Adam update (`eq:adam`) of each parameter tensor with its gradient, at rate `lr`.
+    fn update(&mut self, params: Vec<&mut [T]>, grads: Vec<&[T]>, lr: f64) {
         if self.t == 0 {
-            self.m = params
-                .iter()
-                .map(|p| DMatrix::zeros(p.nrows(), p.ncols()))
-                .collect();
+            self.m = params.iter().map(|p| vec![T::zero(); p.len()]).collect();
             self.v = self.m.clone();
         }
-        assert_eq!(
-            self.m.len(),
-            params.len(),
+        assert!(
+            self.m.len() == params.len()
+                && self.m.iter().zip(&params).all(|(m, p)| m.len() == p.len()),
             "adam: the number of parameters changed between steps"
         );
         self.t += 1;
@@ -70,23 +115,36 @@ impl<T: RealField + Copy> Adam<T> {
         let correction_1 = c(1.0 - self.beta_1.powi(self.t as i32));
         let correction_2 = c(1.0 - self.beta_2.powi(self.t as i32));
         let (lr, eps) = (c(lr), c(self.eps));
-        for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
-            assert_eq!(
-                p.shape(),
-                g.shape(),
-                "adam: parameter {i} is {:?} but its gradient is {:?}",
-                p.shape(),
-                g.shape()
-            );
+        for (i, (p, g)) in params.into_iter().zip(grads).enumerate() {
             let (m, v) = (&mut self.m[i], &mut self.v[i]);
-            m.zip_apply(g, |m, g| *m = b1 * *m + (T::one() - b1) * g);
-            v.zip_apply(g, |v, g| *v = b2 * *v + (T::one() - b2) * g * g);
-            for ((p, &m), &v) in p.iter_mut().zip(m.iter()).zip(v.iter()) {
-                let m_hat = m / correction_1;
-                let v_hat = v / correction_2;
+            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                *m = b1 * *m + (T::one() - b1) * g;
+                *v = b2 * *v + (T::one() - b2) * g * g;
+                let m_hat = *m / correction_1;
+                let v_hat = *v / correction_2;
                 *p -= lr * m_hat / (v_hat.sqrt() + eps);
             }
         }
     }
     // ANCHOR_END: adam
+
+    /// The running moments m and v, one flat vector per parameter tensor in the list's order
+    /// (storage order of the tensor), for checkpoints. Empty before the first step.
+    pub fn moments(&self) -> (&[Vec<T>], &[Vec<T>]) {
+        (&self.m, &self.v)
+    }
+
+    /// Restores the state saved from [`Adam::moments`] and `t`, to resume a run exactly.
+    ///
+    /// # Panics
+    /// If `m` and `v` differ in number or sizes.
+    pub fn restore(&mut self, t: u64, m: Vec<Vec<T>>, v: Vec<Vec<T>>) {
+        assert!(
+            m.len() == v.len() && m.iter().zip(&v).all(|(a, b)| a.len() == b.len()),
+            "adam: the first and second moments differ in shape"
+        );
+        self.t = t;
+        self.m = m;
+        self.v = v;
+    }
 }

@@ -183,8 +183,9 @@ pub fn batches_by_length(pairs: &[Pair], max_tokens: usize, rng: &mut impl Rng) 
 }
 // ANCHOR_END: batches_by_length
 
-/// [`batches_by_length`] with pools of `pool_size` pairs instead of [`POOL_SIZE`]: 1 gives
-/// batches in random order with no sorting, `pairs.len()` or more sorts everything.
+/// [`batches_by_length`] with pools of `pool_size` pairs instead of [`POOL_SIZE`]. A batch never
+/// spans two pools, so `pool_size` 1 makes every batch a single pair, and `pairs.len()` or more
+/// sorts the whole set at once.
 ///
 /// # Panics
 /// If `pool_size` is 0.

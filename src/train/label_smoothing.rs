@@ -81,3 +81,22 @@ pub fn label_smoothed_loss<T: RealField + Copy>(
     -q.component_mul(log_probs).sum() / n
 }
 // ANCHOR_END: loss
+
+// ANCHOR: loss_backward
+/// The gradient of [`label_smoothed_loss`] with respect to the log-probabilities
+/// (`eq:loss-backward`): `-q / n`, the smoothed targets over the number of positions. Through
+/// the generator's log-softmax this becomes (p - q) / n on the logits: the predicted
+/// distribution minus the target one.
+///
+/// # Shapes
+/// `targets`: n ids -> (n, vocab).
+pub fn label_smoothed_loss_backward<T: RealField + Copy>(
+    targets: &[usize],
+    vocab: usize,
+    eps: f64,
+    spread: Spread,
+) -> DMatrix<T> {
+    let n: T = nalgebra::convert(targets.len() as f64);
+    -smoothed_targets::<T>(targets, vocab, eps, spread) / n
+}
+// ANCHOR_END: loss_backward
