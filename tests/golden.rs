@@ -223,6 +223,17 @@ fn a_gradient_off_by_one_part_in_a_million_fails_the_backward_check_only() {
     }
 }
 
+/// The label-smoothed loss's backward pass (-q / n on the log-probabilities), through the
+/// log-softmax's, gives PyTorch's dL/d(logits) for `cross_entropy(label_smoothing = 0.1)`.
+// verifies: eq:loss-backward (golden)
+#[test]
+fn the_smoothed_loss_gradient_matches_autograd() {
+    let report = fixture::check(&load("label_smoothing-eps-0.1.json")).expect("well formed");
+    let c = comparison(&report, "gradients.wrt.logits", Source::Backward);
+    assert!(c.passed() && c.len == 55, "{c:?}");
+    assert!(c.max_abs_error < 1e-15, "{c:?}");
+}
+
 /// The backward check runs only where a backward pass exists: a loss on an output the backward
 /// pass takes no gradient for, or gradients for an op without one, is named, not skipped.
 #[test]
