@@ -16,6 +16,9 @@
 //! | §3.5 positional encoding | [`positional`] |
 //! | §5 training: Eq. 3, Adam, label smoothing | [`train`] |
 //! | §6.2 Table 3 | [`config`] |
+//!
+//! With the `io` feature (on by default), [`checkpoint`] saves and loads parameters and
+//! training state as safetensors files.
 
 pub mod attention;
 pub mod config;
@@ -38,6 +41,9 @@ pub mod train;
 
 pub use config::Config;
 pub use model::Transformer;
+
+#[cfg(feature = "io")]
+pub mod checkpoint;
 
 #[cfg(feature = "book")]
 pub mod book;

@@ -31,10 +31,10 @@ impl Mask {
     pub fn from_fn(
         n_queries: usize,
         n_keys: usize,
-        mut allowed: impl FnMut(usize, usize) -> bool,
+        allowed: impl FnMut(usize, usize) -> bool,
     ) -> Self {
         Mask {
-            allowed: DMatrix::from_fn(n_queries, n_keys, |i, j| allowed(i, j)),
+            allowed: DMatrix::from_fn(n_queries, n_keys, allowed),
         }
     }
 

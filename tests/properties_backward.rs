@@ -355,3 +355,28 @@ fn random_model(
     }
     model
 }
+
+proptest! {
+    #![proptest_config(cases(64))]
+
+    /// The loss's gradient, carried through the generator's log-softmax, is (p - q) / n on the
+    /// logits, and agrees with finite differences of the loss of log_softmax(logits).
+    // verifies: eq:loss-backward (gradient)
+    #[test]
+    fn loss_backward_gives_p_minus_q_on_the_logits(
+        seed in any::<u64>(), n in 1..=4usize, vocab in 2..=7usize, eps in 0.0..0.3f64, others in any::<bool>()
+    ) {
+        use aiayn::train::label_smoothing::{label_smoothed_loss, label_smoothed_loss_backward, smoothed_targets, Spread};
+        let mut r = rng(seed);
+        let spread = if others { Spread::OtherClasses } else { Spread::AllClasses };
+        let logits = uniform(n, vocab, 3.0, &mut r);
+        let targets: Vec<usize> = (0..n).map(|_| r.random_range(0..vocab)).collect();
+        let d_log_probs = label_smoothed_loss_backward::<f64>(&targets, vocab, eps, spread);
+        let d_logits = log_softmax_rows_backward(&log_softmax_rows(&logits), &d_log_probs);
+        let p_minus_q = (softmax_rows(&logits) - smoothed_targets::<f64>(&targets, vocab, eps, spread)) / n as f64;
+        prop_assert!(properties_support::max_abs_diff(&d_logits, &p_minus_q) <= 1e-15);
+        assert_input_grad("logits", &logits, &d_logits, |x| {
+            label_smoothed_loss(&log_softmax_rows(x), &targets, eps, spread)
+        });
+    }
+}
