@@ -162,8 +162,9 @@ pub fn verify(files: &[PathBuf]) -> Result<ExitCode, CliError> {
                 );
                 for c in &report.comparisons {
                     println!(
-                        "  {:<28} max abs {:9.2e}  max rel {:9.2e}  tolerance abs {:.0e} + rel {:.0e}  {}",
+                        "  {:<28} {:<11}  max abs {:9.2e}  max rel {:9.2e}  tolerance abs {:.0e} + rel {:.0e}  {}",
                         c.name,
+                        c.source.label(),
                         c.max_abs_error,
                         c.max_rel_error,
                         c.tolerance.abs,

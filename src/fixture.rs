@@ -4,9 +4,13 @@
 //!
 //! [`load`] reads and validates a file; [`check`] runs the named op with this crate's modules
 //! and compares every expected tensor, element by element, against
-//! `|got - want| <= abs + rel * |want|`. Where the file carries gradients from autograd, they are
-//! compared with central finite differences of this crate's own forward pass, so the fixture
-//! pins the derivative of the forward computation as well as its value.
+//! `|got - want| <= abs + rel * |want|`. Where the file carries gradients from autograd, each is
+//! compared twice: with this crate's hand-written backward passes, to within rounding, and with
+//! central finite differences of this crate's own forward pass, a check of the check that
+//! shares no code with the backward passes. A tensor that feeds several inputs of an op
+//! (self-attention's `x` as query, key and value) is stored once under `tied_inputs`, and its
+//! gradient is the total derivative: the backward check sums the slots' gradients, and the
+//! finite difference moves the tensor in every slot together.
 //!
 //! Every problem with a file is a [`FixtureError`] naming the file and the field: a missing
 //! key, a wrong shape, a NaN, an unknown op. Nothing here panics on bad input.
@@ -34,6 +38,8 @@ use crate::train::adam::Adam;
 use crate::train::label_smoothing::{label_smoothed_loss, Spread};
 use crate::train::schedule::lrate;
 
+mod backward;
+
 /// The format tag every fixture carries.
 pub const FORMAT: &str = "aiayn-fixture/1";
 
@@ -52,6 +58,22 @@ pub const OPS: [&str; 12] = [
     "adam",
     "param_count",
 ];
+
+/// The inputs of an op: first those a tied tensor may feed (the vectors per position, or the
+/// logits), then the rest (masks, token ids, optimiser data).
+fn input_slots(op: &str) -> (&'static [&'static str], &'static [&'static str]) {
+    match op {
+        "softmax" | "feed_forward" | "layer_norm" => (&["x"], &[]),
+        "attention" => (&["q", "k", "v"], &["key_padding"]),
+        "multi_head_attention" => (&["query", "key", "value"], &["key_padding"]),
+        "encoder_layer" => (&["x"], &["key_padding"]),
+        "decoder_layer" => (&["x", "memory"], &["memory_key_padding", "tgt_key_padding"]),
+        "transformer" => (&[], &["src", "tgt", "src_key_padding"]),
+        "label_smoothing" => (&["logits"], &["target"]),
+        "adam" => (&[], &["p0", "grads"]),
+        _ => (&[], &[]),
+    }
+}
 
 /// An n-dimensional array of f64 in row-major order.
 #[derive(Clone, Debug, PartialEq)]
@@ -125,12 +147,27 @@ pub struct Fixture {
     pub description: String,
     pub config: serde_json::Map<String, Value>,
     pub inputs: BTreeMap<String, Tensor>,
+    /// Tied inputs: the tensor `inputs[name]` feeds every listed input slot of the op (self-
+    /// attention's one `x` as `query`, `key` and `value`). Empty when the file has none.
+    pub tied_inputs: BTreeMap<String, Vec<String>>,
     pub params: BTreeMap<String, Tensor>,
     pub expected: BTreeMap<String, Tensor>,
     pub gradients: Option<Gradients>,
     pub tolerance: Tolerance,
+    /// For gradients against finite differences.
     pub gradient_tolerance: Tolerance,
+    /// For gradients against the backward passes: the optional `backward_tolerance` field, or
+    /// [`BACKWARD_TOLERANCE`].
+    pub backward_tolerance: Tolerance,
 }
+
+/// The default tolerance of gradients from the backward passes against autograd's. Both are
+/// exact derivatives evaluated in float64, so they differ only by rounding; see
+/// `fixtures/README.md` for the measured errors.
+pub const BACKWARD_TOLERANCE: Tolerance = Tolerance {
+    abs: 1e-10,
+    rel: 1e-8,
+};
 
 /// What went wrong with a fixture file.
 #[derive(Clone, Debug, PartialEq)]
@@ -161,11 +198,36 @@ impl fmt::Display for FixtureError {
 
 impl std::error::Error for FixtureError {}
 
+/// What a tensor of the file is compared with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// `expected.NAME`: this crate's forward pass.
+    Forward,
+    /// `gradients.wrt.NAME`: this crate's hand-written backward pass.
+    Backward,
+    /// `gradients.wrt.NAME`: central finite differences of this crate's forward pass, the check
+    /// of the check (it shares no code with the backward pass).
+    FiniteDifference,
+}
+
+impl Source {
+    /// A short label for reports: `forward`, `backward`, `finite diff`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Source::Forward => "forward",
+            Source::Backward => "backward",
+            Source::FiniteDifference => "finite diff",
+        }
+    }
+}
+
 /// The comparison of one tensor.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Comparison {
     /// `expected.NAME` or `gradients.wrt.NAME`.
     pub name: String,
+    /// What computed the values compared with the file's.
+    pub source: Source,
     pub max_abs_error: f64,
     /// Largest `|got - want| / |want|` over the elements with `want != 0`.
     pub max_rel_error: f64,
@@ -245,6 +307,8 @@ pub fn parse(path: &Path, json: &Value) -> Result<Fixture, FixtureError> {
             })
         }
     };
+    let inputs = p.tensors(top, "inputs", "")?;
+    let tied_inputs = p.tied_inputs(top, &op, &inputs)?;
     Ok(Fixture {
         path: path.to_path_buf(),
         case: p.string(top, "case")?,
@@ -263,7 +327,8 @@ pub fn parse(path: &Path, json: &Value) -> Result<Fixture, FixtureError> {
             })
             .transpose()?
             .unwrap_or_default(),
-        inputs: p.tensors(top, "inputs", "")?,
+        inputs,
+        tied_inputs,
         params: if top.contains_key("params") {
             p.tensors(top, "params", "")?
         } else {
@@ -279,6 +344,11 @@ pub fn parse(path: &Path, json: &Value) -> Result<Fixture, FixtureError> {
                 abs: 1e-7,
                 rel: 1e-6,
             }
+        },
+        backward_tolerance: if top.contains_key("backward_tolerance") {
+            p.tolerance(top, "backward_tolerance")?
+        } else {
+            BACKWARD_TOLERANCE
         },
         op,
     })
@@ -326,6 +396,78 @@ impl Parser<'_> {
                 .collect(),
             Some(_) => Err(bad()),
         }
+    }
+
+    /// The optional `tied_inputs` object: tensor name -> the input slots it feeds.
+    fn tied_inputs(
+        &self,
+        obj: &serde_json::Map<String, Value>,
+        op: &str,
+        inputs: &BTreeMap<String, Tensor>,
+    ) -> Result<BTreeMap<String, Vec<String>>, FixtureError> {
+        let Some(ties) = obj.get("tied_inputs") else {
+            return Ok(BTreeMap::new());
+        };
+        let ties = ties.as_object().ok_or_else(|| {
+            self.err(
+                "tied_inputs",
+                "must be an object: tensor name -> list of input slots".into(),
+            )
+        })?;
+        let (slots, others) = input_slots(op);
+        let mut fed_by: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut out = BTreeMap::new();
+        for (name, list) in ties {
+            let field = format!("tied_inputs.{name}");
+            if slots.contains(&name.as_str()) || others.contains(&name.as_str()) {
+                return Err(self.err(
+                    &field,
+                    format!(
+                        "{name:?} is itself an input of op {op}; give the tied tensor a name of its own"
+                    ),
+                ));
+            }
+            let list = list
+                .as_array()
+                .filter(|l| !l.is_empty())
+                .and_then(|l| l.iter().map(Value::as_str).collect::<Option<Vec<_>>>())
+                .ok_or_else(|| {
+                    self.err(
+                        &field,
+                        "must be a non-empty list of input slot names".into(),
+                    )
+                })?;
+            for &slot in &list {
+                if !slots.contains(&slot) {
+                    let problem = if slots.is_empty() {
+                        format!("{slot:?}: op {op} has no input a tied tensor can feed")
+                    } else {
+                        format!(
+                            "{slot:?} is not an input of op {op} that a tensor can feed ({})",
+                            slots.join(", ")
+                        )
+                    };
+                    return Err(self.err(&field, problem));
+                }
+                if inputs.contains_key(slot) {
+                    return Err(self.err(
+                        &field,
+                        format!("slot {slot:?} is fed by inputs.{name}, so inputs.{slot} must be absent"),
+                    ));
+                }
+                if let Some(other) = fed_by.insert(slot, name) {
+                    return Err(self.err(
+                        &field,
+                        format!("slot {slot:?} is already fed by tied_inputs.{other}"),
+                    ));
+                }
+            }
+            if !inputs.contains_key(name) {
+                return Err(self.err(&field, format!("the tied tensor inputs.{name} is missing")));
+            }
+            out.insert(name.clone(), list.into_iter().map(str::to_string).collect());
+        }
+        Ok(out)
     }
 
     fn tolerance(
@@ -433,13 +575,27 @@ pub fn check(fixture: &Fixture) -> Result<Report, FixtureError> {
         );
     }
     if let Some(gradients) = &fixture.gradients {
+        let from_backward = backward::gradients(fixture, gradients)?;
         for (name, want) in &gradients.wrt {
             let field = format!("gradients.wrt.{name}");
+            let got = from_backward.get(name).ok_or_else(|| {
+                fixture.err(
+                    &field,
+                    format!(
+                        "the backward pass of op {} gives no gradient for {name:?}",
+                        fixture.op
+                    ),
+                )
+            })?;
+            let mut c = compare(&field, got, want, fixture.backward_tolerance)
+                .map_err(|p| fixture.err(&field, p))?;
+            c.source = Source::Backward;
+            comparisons.push(c);
             let got = finite_difference(fixture, gradients, name)?;
-            comparisons.push(
-                compare(&field, &got, want, fixture.gradient_tolerance)
-                    .map_err(|p| fixture.err(&field, p))?,
-            );
+            let mut c = compare(&field, &got, want, fixture.gradient_tolerance)
+                .map_err(|p| fixture.err(&field, p))?;
+            c.source = Source::FiniteDifference;
+            comparisons.push(c);
         }
     }
     Ok(Report {
@@ -480,6 +636,7 @@ pub fn compare(
     }
     Ok(Comparison {
         name: name.to_string(),
+        source: Source::Forward,
         max_abs_error,
         max_rel_error,
         tolerance,
@@ -610,6 +767,16 @@ struct Args<'a> {
 
 impl<'a> Args<'a> {
     fn field(&self, name: &str) -> String {
+        if self.section == "inputs" {
+            if let Some((tied, _)) = self
+                .fixture
+                .tied_inputs
+                .iter()
+                .find(|(_, slots)| slots.iter().any(|s| s == name))
+            {
+                return format!("inputs.{tied} (as {name})");
+            }
+        }
         format!("{}.{name}", self.section)
     }
 
@@ -886,6 +1053,38 @@ fn decoder_layer(p: &Args, prefix: &str, s: &Sizes) -> Result<DecoderLayer<f64>,
     })
 }
 
+/// The whole model of a `transformer` fixture, and its vocabulary size.
+fn transformer(f: &Fixture, p: &Args) -> Result<(Transformer<f64>, usize), FixtureError> {
+    let s = Sizes::read(f, true)?;
+    let vocab = f.config_usize("vocab")?;
+    let final_norm = f.config_bool("final_stack_norm", false)?;
+    let stack_norm = |prefix: &str| -> Result<Option<LayerNorm<f64>>, FixtureError> {
+        final_norm
+            .then(|| layer_norm(p, prefix, s.d_model, s.eps))
+            .transpose()
+    };
+    let model = Transformer {
+        embedding: Embedding {
+            weight: p.matrix("embedding", vocab, s.d_model)?,
+        },
+        positional: PositionalEncoding::Sinusoidal { d_model: s.d_model },
+        encoder: Encoder {
+            layers: (0..f.config_usize("n_encoder_layers")?)
+                .map(|i| encoder_layer(p, &format!("encoder.layers.{i}."), &s))
+                .collect::<Result<_, _>>()?,
+            // PyTorch's nn.Transformer normalises each stack's output once more.
+            final_norm: stack_norm("encoder.norm.")?,
+        },
+        decoder: Decoder {
+            layers: (0..f.config_usize("n_decoder_layers")?)
+                .map(|i| decoder_layer(p, &format!("decoder.layers.{i}."), &s))
+                .collect::<Result<_, _>>()?,
+            final_norm: stack_norm("decoder.norm.")?,
+        },
+    };
+    Ok((model, vocab))
+}
+
 /// The mask for n queries over the keys of one sequence: padding and/or causal.
 ///
 /// # Errors
@@ -911,16 +1110,73 @@ fn mask_for(
     })
 }
 
+/// The width (last dimension) the op needs in a slot a tied tensor feeds, with the config
+/// entry that sets it (`d_k = 4`); `None` where the width is free (softmax, layer norm, logits).
+fn slot_width(f: &Fixture, slot: &str) -> Result<Option<(usize, String)>, FixtureError> {
+    let key = match (f.op.as_str(), slot) {
+        ("attention", "q" | "k") => "d_k",
+        ("attention", "v") => "d_v",
+        ("multi_head_attention" | "feed_forward" | "encoder_layer" | "decoder_layer", _) => {
+            "d_model"
+        }
+        _ => return Ok(None),
+    };
+    let width = f.config_usize(key)?;
+    Ok(Some((width, format!("{key} = {width}"))))
+}
+
+/// The inputs with every tied tensor copied into each slot it feeds, after checking that the
+/// op wants one shape in all of them.
+///
+/// # Errors
+/// Two slots of one tied tensor need different widths (attention's `q` and `v` with d_k != d_v).
+fn untie(
+    f: &Fixture,
+    inputs: &BTreeMap<String, Tensor>,
+) -> Result<BTreeMap<String, Tensor>, FixtureError> {
+    let mut out = inputs.clone();
+    for (name, slots) in &f.tied_inputs {
+        let field = format!("tied_inputs.{name}");
+        let mut first: Option<(&str, usize, String)> = None;
+        for slot in slots {
+            let Some((width, why)) = slot_width(f, slot)? else {
+                continue;
+            };
+            match &first {
+                Some((other, w, other_why)) if *w != width => {
+                    return Err(f.err(
+                        &field,
+                        format!(
+                            "one tensor cannot feed both {other:?} (width {other_why}) and \
+                             {slot:?} (width {why})"
+                        ),
+                    ))
+                }
+                Some(_) => {}
+                None => first = Some((slot, width, why)),
+            }
+        }
+        let tensor = inputs
+            .get(name)
+            .ok_or_else(|| f.err(&field, format!("the tied tensor inputs.{name} is missing")))?;
+        for slot in slots {
+            out.insert(slot.clone(), tensor.clone());
+        }
+    }
+    Ok(out)
+}
+
 /// Computes every output of the fixture's op from the given inputs and parameters.
 fn run(
     f: &Fixture,
     inputs: &BTreeMap<String, Tensor>,
     params: &BTreeMap<String, Tensor>,
 ) -> Result<BTreeMap<String, Tensor>, FixtureError> {
+    let untied = untie(f, inputs)?;
     let x = Args {
         fixture: f,
         section: "inputs",
-        map: inputs,
+        map: &untied,
     };
     let p = Args {
         fixture: f,
@@ -1081,33 +1337,7 @@ fn run(
             out.insert("output".into(), gather(outputs, yb || mb));
         }
         "transformer" => {
-            let s = Sizes::read(f, true)?;
-            let vocab = f.config_usize("vocab")?;
-            let final_norm = f.config_bool("final_stack_norm", false)?;
-            let stack_norm = |prefix: &str| -> Result<Option<LayerNorm<f64>>, FixtureError> {
-                final_norm
-                    .then(|| layer_norm(&p, prefix, s.d_model, s.eps))
-                    .transpose()
-            };
-            let model = Transformer {
-                embedding: Embedding {
-                    weight: p.matrix("embedding", vocab, s.d_model)?,
-                },
-                positional: PositionalEncoding::Sinusoidal { d_model: s.d_model },
-                encoder: Encoder {
-                    layers: (0..f.config_usize("n_encoder_layers")?)
-                        .map(|i| encoder_layer(&p, &format!("encoder.layers.{i}."), &s))
-                        .collect::<Result<_, _>>()?,
-                    // PyTorch's nn.Transformer normalises each stack's output once more.
-                    final_norm: stack_norm("encoder.norm.")?,
-                },
-                decoder: Decoder {
-                    layers: (0..f.config_usize("n_decoder_layers")?)
-                        .map(|i| decoder_layer(&p, &format!("decoder.layers.{i}."), &s))
-                        .collect::<Result<_, _>>()?,
-                    final_norm: stack_norm("decoder.norm.")?,
-                },
-            };
+            let (model, vocab) = transformer(f, &p)?;
             let (src, sb) = x.tokens("src", vocab)?;
             let (tgt, tb) = x.tokens("tgt", vocab)?;
             let b = batch_size(f, &[("src", src.len(), sb), ("tgt", tgt.len(), tb)])?;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use aiayn::fixture::{self, Fixture, Tensor, OPS};
+use aiayn::fixture::{self, Fixture, Source, Tensor, OPS};
 use serde_json::Value;
 
 fn fixtures_dir() -> PathBuf {
@@ -30,8 +30,9 @@ fn json_of(name: &str) -> Value {
 }
 
 /// Every fixture in fixtures/, whatever its name: the forward values within the file's
-/// tolerance (1e-12 absolute + 1e-10 relative in float64), the autograd gradients within that of
-/// a central finite difference of this crate's forward pass.
+/// tolerance (1e-12 absolute + 1e-10 relative in float64); the autograd gradients within 1e-10 +
+/// 1e-8 of this crate's backward passes, and within the file's gradient tolerance of a central
+/// finite difference of this crate's forward pass.
 #[test]
 fn every_fixture_matches_pytorch() {
     let mut failures = Vec::new();
@@ -40,9 +41,10 @@ fn every_fixture_matches_pytorch() {
         let report = fixture::check(f).unwrap_or_else(|e| panic!("{e}"));
         for c in report.comparisons.iter().filter(|c| !c.passed()) {
             failures.push(format!(
-                "{} {}: {} of {} elements outside abs {:e} + rel {:e} (max abs error {:e})",
+                "{} {} ({}): {} of {} elements outside abs {:e} + rel {:e} (max abs error {:e})",
                 f.path.display(),
                 c.name,
+                c.source.label(),
                 c.mismatches,
                 c.len,
                 c.tolerance.abs,
@@ -135,8 +137,20 @@ fn expected_values_perturbed_by_one_part_in_a_million_are_mismatches() {
     }
 }
 
+fn comparison<'a>(
+    report: &'a fixture::Report,
+    name: &str,
+    source: Source,
+) -> &'a fixture::Comparison {
+    report
+        .comparisons
+        .iter()
+        .find(|c| c.name == name && c.source == source)
+        .unwrap_or_else(|| panic!("{name} ({}) compared", source.label()))
+}
+
 /// The gradient check can fail too: a gradient off by 0.01% (100 times the finite-difference
-/// tolerance) is caught.
+/// tolerance) is caught by both the backward and the finite-difference check.
 #[test]
 fn gradients_perturbed_by_one_part_in_ten_thousand_are_mismatches() {
     for name in [
@@ -151,16 +165,110 @@ fn gradients_perturbed_by_one_part_in_ten_thousand_are_mismatches() {
         let i = largest(t);
         t.data[i] *= 1.0 + 1e-4;
         let report = fixture::check(&f).expect("well formed");
-        let c = report
-            .comparisons
-            .iter()
-            .find(|c| c.name == format!("gradients.wrt.{key}"))
-            .expect("compared");
+        for source in [Source::Backward, Source::FiniteDifference] {
+            let c = comparison(&report, &format!("gradients.wrt.{key}"), source);
+            assert!(
+                !c.passed(),
+                "{name}: gradient {key} perturbed by 1e-4 went unnoticed by {}",
+                source.label()
+            );
+        }
+    }
+}
+
+/// A backward pass off by one part in a million is caught: the backward check's tolerance
+/// (1e-10 + 1e-8 |want|) is a hundred times tighter than that error, while the finite
+/// differences' (1e-7 + 1e-6 |want|), which has to absorb their truncation error, lets it
+/// through. Shown for the largest gradient element of every op with a backward pass, tied
+/// inputs included.
+#[test]
+fn a_gradient_off_by_one_part_in_a_million_fails_the_backward_check_only() {
+    for (name, key) in [
+        ("attention-causal.json", "q"),
+        ("attention-self-tied.json", "x"),
+        ("multi_head_attention-self-tied.json", "x"),
+        ("multi_head_attention-cross-tied.json", "w_v"),
+        ("feed_forward-relu.json", "w_1"),
+        ("layer_norm-eps-1e-5.json", "gain"),
+        ("encoder_layer-post-norm.json", "x"),
+        ("decoder_layer-post-norm.json", "memory"),
+        ("transformer-tiny.json", "embedding"),
+        ("label_smoothing-eps-0.1.json", "logits"),
+    ] {
+        let mut f = load(name);
+        let t = f
+            .gradients
+            .as_mut()
+            .expect("has gradients")
+            .wrt
+            .get_mut(key)
+            .unwrap_or_else(|| panic!("{name}: no gradient {key}"));
+        let i = largest(t);
+        t.data[i] *= 1.0 + 1e-6;
+        let report = fixture::check(&f).expect("well formed");
+        let field = format!("gradients.wrt.{key}");
+        let backward = comparison(&report, &field, Source::Backward);
+        assert_eq!(
+            backward.mismatches, 1,
+            "{name}: {key} off by 1e-6 not caught by the backward check"
+        );
         assert!(
-            !c.passed(),
-            "{name}: gradient {key} perturbed by 1e-4 went unnoticed"
+            comparison(&report, &field, Source::FiniteDifference).passed(),
+            "{name}: finite differences caught a 1e-6 error after all; the demonstration is moot"
+        );
+        assert!(
+            !report.passed(),
+            "{name}: a fixture passes only if both checks pass"
         );
     }
+}
+
+/// The label-smoothed loss's backward pass (-q / n on the log-probabilities), through the
+/// log-softmax's, gives PyTorch's dL/d(logits) for `cross_entropy(label_smoothing = 0.1)`.
+// verifies: eq:loss-backward (golden)
+#[test]
+fn the_smoothed_loss_gradient_matches_autograd() {
+    let report = fixture::check(&load("label_smoothing-eps-0.1.json")).expect("well formed");
+    let c = comparison(&report, "gradients.wrt.logits", Source::Backward);
+    assert!(c.passed() && c.len == 55, "{c:?}");
+    assert!(c.max_abs_error < 1e-15, "{c:?}");
+}
+
+/// The backward check runs only where a backward pass exists: a loss on an output the backward
+/// pass takes no gradient for, or gradients for an op without one, is named, not skipped.
+#[test]
+fn gradients_the_backward_passes_cannot_check_are_named() {
+    let mut j = json_of("multi_head_attention-self.json");
+    j["gradients"]["loss_weights"]["weights"] = j["expected"]["weights"].clone();
+    assert_eq!(
+        check_err(&j),
+        "fixtures/x.json: gradients.loss_weights.weights: the backward pass of op \
+         multi_head_attention takes the gradient of output only"
+    );
+    let mut j = json_of("adam-noam.json");
+    j["gradients"] = serde_json::json!({"loss_weights": {}, "wrt": {}});
+    assert_eq!(
+        check_err(&j),
+        "fixtures/x.json: gradients: op adam has no backward pass to check gradients with"
+    );
+}
+
+/// `backward_tolerance` is optional, defaults to 1e-10 + 1e-8, and is validated like the others.
+#[test]
+fn the_backward_tolerance_defaults_and_may_be_given() {
+    let f = load("feed_forward-relu.json");
+    assert_eq!(f.backward_tolerance, fixture::BACKWARD_TOLERANCE);
+    assert_eq!(
+        (f.backward_tolerance.abs, f.backward_tolerance.rel),
+        (1e-10, 1e-8)
+    );
+    let mut j = json_of("feed_forward-relu.json");
+    j["backward_tolerance"] = serde_json::json!({"abs": 1e-9, "rel": -1.0});
+    assert!(
+        parse_err(&j).contains("backward_tolerance.rel: missing, or not a finite number >= 0"),
+        "{}",
+        parse_err(&j)
+    );
 }
 
 /// A changed input without a changed expectation fails: the check depends on the inputs.
@@ -338,6 +446,17 @@ fn verify_exits_0_when_every_fixture_matches() {
         stdout.contains("max abs") && stdout.contains("tolerance abs"),
         "{stdout}"
     );
+    // Every gradient is reported twice: against the backward pass and finite differences.
+    let w_q: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("gradients.wrt.w_q "))
+        .collect();
+    for source in ["backward", "finite diff"] {
+        assert!(
+            w_q.iter().any(|l| l.contains(&format!(" {source} "))),
+            "{stdout}"
+        );
+    }
 }
 
 fn temp_file(tag: &str, contents: &str) -> PathBuf {
@@ -624,5 +743,180 @@ fn label_smoothing_with_one_class_is_named() {
         check_err(&j).ends_with("config.vocab: label smoothing needs at least 2 classes, got 1"),
         "{}",
         check_err(&j)
+    );
+}
+
+/// The untied `multi_head_attention-self.json` passes one tensor as three separate inputs, so
+/// its gradients are partial derivatives. Rewritten with `tied_inputs`, the same numbers say:
+/// x feeds query, key and value, and dL/dx is the sum of the three partials. The finite
+/// difference of the tied file perturbs all three slots at once and agrees; a `wrt.x` holding
+/// only the query's partial is caught.
+#[test]
+fn a_tied_input_gradient_is_the_sum_of_the_partials() {
+    let j = json_of("multi_head_attention-self.json");
+    assert_eq!(j["inputs"]["query"], j["inputs"]["key"]);
+    assert_eq!(j["inputs"]["query"], j["inputs"]["value"]);
+    let partial = |slot: &str| -> Vec<f64> {
+        j["gradients"]["wrt"][slot]["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    let (d_query, d_key, d_value) = (partial("query"), partial("key"), partial("value"));
+    let total: Vec<f64> = (0..d_query.len())
+        .map(|i| d_query[i] + d_key[i] + d_value[i])
+        .collect();
+
+    let mut tied = j.clone();
+    tied["tied_inputs"] = serde_json::json!({"x": ["query", "key", "value"]});
+    let inputs = tied["inputs"].as_object_mut().unwrap();
+    let x = inputs.remove("query").unwrap();
+    inputs.remove("key");
+    inputs.remove("value");
+    inputs.insert("x".into(), x.clone());
+    let wrt = tied["gradients"]["wrt"].as_object_mut().unwrap();
+    for slot in ["query", "key", "value"] {
+        wrt.remove(slot);
+    }
+    wrt.insert(
+        "x".into(),
+        serde_json::json!({"shape": x["shape"].clone(), "data": total}),
+    );
+    let f = fixture::parse(Path::new("fixtures/x.json"), &tied).unwrap();
+    let report = fixture::check(&f).unwrap();
+    assert!(report.passed(), "{report:?}");
+
+    tied["gradients"]["wrt"]["x"]["data"] = serde_json::json!(d_query);
+    let f = fixture::parse(Path::new("fixtures/x.json"), &tied).unwrap();
+    let report = fixture::check(&f).unwrap();
+    for source in [Source::Backward, Source::FiniteDifference] {
+        assert!(
+            !comparison(&report, "gradients.wrt.x", source).passed(),
+            "a partial derivative passed as the total ({})",
+            source.label()
+        );
+    }
+}
+
+/// Tying changes nothing in the forward pass: the tied file, with the tensor copied into each
+/// slot by hand, gives the same outputs.
+#[test]
+fn a_tied_input_runs_like_the_same_tensor_in_every_slot() {
+    for (name, tied, slots) in [
+        (
+            "multi_head_attention-self-tied.json",
+            "x",
+            &["query", "key", "value"][..],
+        ),
+        (
+            "multi_head_attention-cross-tied.json",
+            "memory",
+            &["key", "value"][..],
+        ),
+        ("attention-self-tied.json", "x", &["q", "k", "v"][..]),
+    ] {
+        let mut j = json_of(name);
+        assert_eq!(j["tied_inputs"][tied], serde_json::json!(slots), "{name}");
+        j.as_object_mut().unwrap().remove("tied_inputs");
+        j.as_object_mut().unwrap().remove("gradients");
+        let inputs = j["inputs"].as_object_mut().unwrap();
+        let t = inputs.remove(tied).unwrap();
+        for slot in slots {
+            inputs.insert(slot.to_string(), t.clone());
+        }
+        let f = fixture::parse(Path::new("fixtures/x.json"), &j).unwrap();
+        assert!(f.tied_inputs.is_empty());
+        assert!(fixture::check(&f).unwrap().passed(), "{name}");
+    }
+}
+
+#[test]
+fn a_tied_slot_that_the_op_does_not_have_is_named() {
+    let mut j = json_of("multi_head_attention-self-tied.json");
+    j["tied_inputs"]["x"] = serde_json::json!(["query", "keys", "value"]);
+    assert_eq!(
+        parse_err(&j),
+        "fixtures/x.json: tied_inputs.x: \"keys\" is not an input of op multi_head_attention \
+         that a tensor can feed (query, key, value)"
+    );
+    // Padding flags are inputs, but not ones a tensor of vectors can stand for.
+    j["tied_inputs"]["x"] = serde_json::json!(["query", "key_padding"]);
+    assert!(
+        parse_err(&j).contains("\"key_padding\" is not an input of op multi_head_attention"),
+        "{}",
+        parse_err(&j)
+    );
+    let mut j = json_of("transformer-tiny.json");
+    j["tied_inputs"] = serde_json::json!({"ids": ["src", "tgt"]});
+    assert_eq!(
+        parse_err(&j),
+        "fixtures/x.json: tied_inputs.ids: \"src\": op transformer has no input a tied tensor can feed"
+    );
+}
+
+#[test]
+fn a_tied_slot_also_given_in_inputs_is_named() {
+    let mut j = json_of("multi_head_attention-self-tied.json");
+    j["inputs"]["key"] = j["inputs"]["x"].clone();
+    assert_eq!(
+        parse_err(&j),
+        "fixtures/x.json: tied_inputs.x: slot \"key\" is fed by inputs.x, so inputs.key must be absent"
+    );
+}
+
+#[test]
+fn a_missing_tied_tensor_is_named() {
+    let mut j = json_of("multi_head_attention-cross-tied.json");
+    j["inputs"].as_object_mut().unwrap().remove("memory");
+    assert_eq!(
+        parse_err(&j),
+        "fixtures/x.json: tied_inputs.memory: the tied tensor inputs.memory is missing"
+    );
+}
+
+#[test]
+fn a_slot_fed_twice_or_a_tied_name_that_is_a_slot_is_named() {
+    let mut j = json_of("multi_head_attention-cross-tied.json");
+    j["inputs"]["other"] = j["inputs"]["memory"].clone();
+    j["tied_inputs"]["other"] = serde_json::json!(["value"]);
+    assert_eq!(
+        parse_err(&j),
+        "fixtures/x.json: tied_inputs.other: slot \"value\" is already fed by tied_inputs.memory"
+    );
+    let mut j = json_of("multi_head_attention-cross-tied.json");
+    j["tied_inputs"] = serde_json::json!({"memory": []});
+    assert!(
+        parse_err(&j).ends_with("tied_inputs.memory: must be a non-empty list of input slot names"),
+        "{}",
+        parse_err(&j)
+    );
+    let mut j = json_of("multi_head_attention-self-tied.json");
+    j["inputs"]["query"] = j["inputs"]["x"].clone();
+    j["tied_inputs"] = serde_json::json!({"query": ["key", "value"]});
+    assert!(
+        parse_err(&j).contains("tied_inputs.query: \"query\" is itself an input of op"),
+        "{}",
+        parse_err(&j)
+    );
+}
+
+/// One tensor cannot feed slots the op wants in different widths, and a tied tensor of the
+/// wrong width is named with the slot it was checked as.
+#[test]
+fn tied_slots_of_different_shapes_are_named() {
+    let mut j = json_of("attention-self-tied.json");
+    j["config"]["d_v"] = Value::from(6);
+    assert_eq!(
+        check_err(&j),
+        "fixtures/x.json: tied_inputs.x: one tensor cannot feed both \"q\" (width d_k = 4) and \
+         \"v\" (width d_v = 6)"
+    );
+    let mut j = json_of("multi_head_attention-self-tied.json");
+    j["inputs"]["x"] = serde_json::json!({"shape": [2, 6, 8], "data": vec![0.0; 96]});
+    assert_eq!(
+        check_err(&j),
+        "fixtures/x.json: inputs.x (as query): expected [.., n, 12] (width 12), found [2, 6, 8]"
     );
 }
