@@ -21,27 +21,64 @@ use rand::SeedableRng;
 use crate::cli::CliError;
 
 /// The flags of `aiayn train`; `None` means the task's default.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct TrainArgs {
-    pub task: String,
-    pub d_model: Option<usize>,
-    pub layers: Option<usize>,
-    pub heads: Option<usize>,
-    pub d_ff: Option<usize>,
-    pub steps: Option<usize>,
-    pub batch_tokens: Option<usize>,
-    pub warmup: Option<usize>,
-    pub lr_scale: Option<f64>,
-    pub dropout: Option<f64>,
-    pub label_smoothing: Option<f64>,
-    pub seed: u64,
-    pub data_seed: u64,
-    pub threads: usize,
-    pub out: PathBuf,
-    pub checkpoint_every: usize,
-    pub eval_every: usize,
-    pub eval_pairs: usize,
-    pub resume: Option<PathBuf>,
+    /// The task: copy, reverse or translate.
+    task: String,
+    /// d_model [default: 64].
+    #[arg(long)]
+    d_model: Option<usize>,
+    /// N, layers in each stack [default: 2].
+    #[arg(long)]
+    layers: Option<usize>,
+    /// h, attention heads (d_k = d_v = d_model / h) [default: 4].
+    #[arg(long)]
+    heads: Option<usize>,
+    /// d_ff, the FFN's inner width [default: 4 d_model].
+    #[arg(long)]
+    d_ff: Option<usize>,
+    /// Train until this step [default: per task].
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Token budget of a batch, per side, padding included (§5.1) [default: per task].
+    #[arg(long)]
+    batch_tokens: Option<usize>,
+    /// warmup_steps of Eq. 3 [default: 400].
+    #[arg(long)]
+    warmup: Option<usize>,
+    /// A factor on Eq. 3's learning rate [default: 1].
+    #[arg(long)]
+    lr_scale: Option<f64>,
+    /// P_drop (§5.4) [default: 0.1].
+    #[arg(long)]
+    dropout: Option<f64>,
+    /// eps_ls (§5.4) [default: 0.1].
+    #[arg(long)]
+    label_smoothing: Option<f64>,
+    /// Seeds the initial weights, the batch order and the dropout masks.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Seeds the task's data and its train / held-out split.
+    #[arg(long, default_value_t = 1)]
+    data_seed: u64,
+    /// Threads for the gradients (the result does not depend on it).
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Directory for log.csv and the checkpoints.
+    #[arg(long, default_value = "runs/latest")]
+    out: PathBuf,
+    /// Write a checkpoint every K steps (and at the end).
+    #[arg(long, default_value_t = 500)]
+    checkpoint_every: usize,
+    /// Measure held-out metrics every K steps.
+    #[arg(long, default_value_t = 200)]
+    eval_every: usize,
+    /// Held-out pairs used for the periodic metrics (the end uses all).
+    #[arg(long, default_value_t = 200)]
+    eval_pairs: usize,
+    /// Continue the run saved in this checkpoint, exactly where it stopped.
+    #[arg(long)]
+    resume: Option<PathBuf>,
 }
 
 /// A task's default model and run: small enough to train on two cores in minutes.
@@ -92,6 +129,15 @@ heldout_pairs,heldout_exact_match,heldout_token_accuracy,heldout_loss,heldout_pe
 
 pub fn train(args: &TrainArgs) -> Result<ExitCode, CliError> {
     let started = Instant::now();
+    for (flag, value) in [
+        ("--checkpoint-every", args.checkpoint_every),
+        ("--eval-every", args.eval_every),
+        ("--threads", args.threads),
+    ] {
+        if value == 0 {
+            return Err(usage(format!("{flag} must be at least 1")));
+        }
+    }
     let (mut trainer, info) = match &args.resume {
         Some(path) => {
             let (trainer, info) =
@@ -122,7 +168,11 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, CliError> {
     let log_path = args.out.join("log.csv");
     let mut log = open_log(&log_path, args.resume.is_some())?;
 
-    let mut stream = BatchStream::new(&task.train, trainer.options.batch_tokens, trainer.options.seed);
+    let mut stream = BatchStream::new(
+        &task.train,
+        trainer.options.batch_tokens,
+        trainer.options.seed,
+    );
     stream.skip(trainer.step); // where an interrupted run stopped
     let eval_set = &task.held_out[..args.eval_pairs.min(task.held_out.len())];
     println!(
@@ -153,9 +203,20 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, CliError> {
         let rate = tokens as f64 / elapsed.max(1e-9);
         let eval = (stats.step % args.eval_every == 0 || stats.step == steps)
             .then(|| evaluate(&trainer.model, eval_set, args.threads, 10));
-        write_log_row(&mut log, &log_path, &stats, epoch, rate, elapsed, eval.as_ref())?;
+        write_log_row(
+            &mut log,
+            &log_path,
+            &stats,
+            epoch,
+            rate,
+            elapsed,
+            eval.as_ref(),
+        )?;
         bar.set_position(stats.step as u64);
-        bar.set_message(format!("loss {:.3}  lr {:.2e}  {:.0} tok/s", stats.loss, stats.lr, rate));
+        bar.set_message(format!(
+            "loss {:.3}  lr {:.2e}  {:.0} tok/s",
+            stats.loss, stats.lr, rate
+        ));
         if let Some(m) = &eval {
             bar.suspend(|| {
                 println!(
@@ -205,7 +266,7 @@ fn new_trainer(args: &TrainArgs) -> Result<(Trainer<f32>, RunInfo), CliError> {
     let task = Task::by_name(&args.task, args.data_seed).map_err(|e| usage(e.to_string()))?;
     let d_model = args.d_model.unwrap_or(d.d_model);
     let h = args.heads.unwrap_or(d.heads);
-    if h == 0 || d_model % h != 0 {
+    if h == 0 || !d_model.is_multiple_of(h) {
         return Err(usage(format!(
             "--d-model {d_model} is not a multiple of --heads {h}: each head gets d_model / h columns"
         )));
@@ -236,10 +297,14 @@ fn new_trainer(args: &TrainArgs) -> Result<(Trainer<f32>, RunInfo), CliError> {
         return Err(usage("--warmup must be at least 1 (Eq. 3 divides by it)"));
     }
     if !(options.lr_scale > 0.0 && options.lr_scale.is_finite()) {
-        return Err(usage(format!("--lr-scale {} must be a positive number", options.lr_scale)));
+        return Err(usage(format!(
+            "--lr-scale {} must be a positive number",
+            options.lr_scale
+        )));
     }
     let mut rng = StdRng::seed_from_u64(args.seed);
-    let model = Transformer::new(&config, task.vocab.len(), &mut rng).map_err(|e| usage(e.to_string()))?;
+    let model =
+        Transformer::new(&config, task.vocab.len(), &mut rng).map_err(|e| usage(e.to_string()))?;
     let info = RunInfo {
         task: task.name.clone(),
         data_seed: args.data_seed,
@@ -290,8 +355,10 @@ fn write_log_row(
 fn progress_bar(steps: usize, done: usize) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(steps as u64), ProgressDrawTarget::stderr());
     bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise}, eta {eta}]")
-            .expect("a valid template"),
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise}, eta {eta}]",
+        )
+        .expect("a valid template"),
     );
     bar.set_position(done as u64);
     bar
@@ -323,7 +390,8 @@ pub fn translate(checkpoint: &Path) -> Result<ExitCode, CliError> {
         } else {
             greedy(&model, &src, BOS, EOS, src.len() + 50) // §6.1: at most input length + 50
         };
-        writeln!(out, "{}", task.vocab.decode(&hyp)).map_err(|e| usage(format!("standard output: {e}")))?;
+        writeln!(out, "{}", task.vocab.decode(&hyp))
+            .map_err(|e| usage(format!("standard output: {e}")))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -94,24 +94,28 @@ impl<T: RealField + Copy> DecoderLayer<T> {
     }
     // ANCHOR_END: decoder_layer
 
-    /// One decoder layer for training: dropout after each sub-layer, and a cache for
-    /// [`DecoderLayer::backward`].
+    /// One decoder layer for training, over B sequences stacked row-wise: dropout after each
+    /// sub-layer, and a cache for [`DecoderLayer::backward`].
+    ///
+    /// # Shapes
+    /// `y`: (B n_t, d_model), `memory`: (B n_s, d_model), `self_masks`: B masks (n_t, n_t)
+    /// (normally causal), `memory_masks`: B masks (n_t, n_s) -> (B n_t, d_model).
     pub fn forward_train(
         &self,
         y: &DMatrix<T>,
         memory: &DMatrix<T>,
-        self_mask: Option<&Mask>,
-        memory_mask: Option<&Mask>,
+        self_masks: &[Mask],
+        memory_masks: &[Mask],
         dropout: &mut Dropout,
     ) -> (DMatrix<T>, DecoderLayerCache<T>) {
         let (a, self_attn) = residual_train(y, &self.norm_1, self.placement, dropout, |y| {
-            let (attn, cache) = self.self_attn.forward_train(y, y, y, self_mask);
+            let (attn, cache) = self.self_attn.forward_train(y, y, y, self_masks);
             (attn.output, cache)
         });
         let (b, cross_attn) = residual_train(&a, &self.norm_2, self.placement, dropout, |a| {
             let (attn, cache) = self
                 .cross_attn
-                .forward_train(a, memory, memory, memory_mask);
+                .forward_train(a, memory, memory, memory_masks);
             (attn.output, cache)
         });
         let (c, ffn) = residual_train(&b, &self.norm_3, self.placement, dropout, |b| {
@@ -254,19 +258,20 @@ impl<T: RealField + Copy> Decoder<T> {
 }
 
 impl<T: RealField + Copy> Decoder<T> {
-    /// The whole stack for training.
+    /// The whole stack for training, over B sequences stacked row-wise (shapes as
+    /// [`DecoderLayer::forward_train`]).
     pub fn forward_train(
         &self,
         y: &DMatrix<T>,
         memory: &DMatrix<T>,
-        self_mask: Option<&Mask>,
-        memory_mask: Option<&Mask>,
+        self_masks: &[Mask],
+        memory_masks: &[Mask],
         dropout: &mut Dropout,
     ) -> (DMatrix<T>, StackCache<DecoderLayerCache<T>, T>) {
         let mut y = y.clone();
         let mut layers = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
-            let (out, cache) = layer.forward_train(&y, memory, self_mask, memory_mask, dropout);
+            let (out, cache) = layer.forward_train(&y, memory, self_masks, memory_masks, dropout);
             y = out;
             layers.push(cache);
         }

@@ -89,16 +89,19 @@ impl<T: RealField + Copy> EncoderLayer<T> {
         self.forward_with_weights(x, mask).0
     }
 
-    /// One encoder layer for training: dropout after each sub-layer, and a cache for
-    /// [`EncoderLayer::backward`].
+    /// One encoder layer for training, over B sequences stacked row-wise, each with its own
+    /// (padding) mask: dropout after each sub-layer, and a cache for [`EncoderLayer::backward`].
+    ///
+    /// # Shapes
+    /// `x`: (B n, d_model), `masks`: B masks (n, n) -> (B n, d_model).
     pub fn forward_train(
         &self,
         x: &DMatrix<T>,
-        mask: Option<&Mask>,
+        masks: &[Mask],
         dropout: &mut Dropout,
     ) -> (DMatrix<T>, EncoderLayerCache<T>) {
         let (z, self_attn) = residual_train(x, &self.norm_1, self.placement, dropout, |x| {
-            let (attn, cache) = self.self_attn.forward_train(x, x, x, mask);
+            let (attn, cache) = self.self_attn.forward_train(x, x, x, masks);
             (attn.output, cache)
         });
         let (y, ffn) = residual_train(&z, &self.norm_2, self.placement, dropout, |z| {
@@ -222,17 +225,20 @@ impl<T: RealField + Copy> Encoder<T> {
         self.forward_with_weights(x, mask).0
     }
 
-    /// The whole stack for training.
+    /// The whole stack for training, over B sequences stacked row-wise.
+    ///
+    /// # Shapes
+    /// `x`: (B n, d_model), `masks`: B masks (n, n) -> (B n, d_model).
     pub fn forward_train(
         &self,
         x: &DMatrix<T>,
-        mask: Option<&Mask>,
+        masks: &[Mask],
         dropout: &mut Dropout,
     ) -> (DMatrix<T>, StackCache<EncoderLayerCache<T>, T>) {
         let mut x = x.clone();
         let mut layers = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
-            let (y, cache) = layer.forward_train(&x, mask, dropout);
+            let (y, cache) = layer.forward_train(&x, masks, dropout);
             x = y;
             layers.push(cache);
         }

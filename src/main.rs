@@ -64,64 +64,7 @@ enum Command {
     /// Train the book's model on a synthetic task (§5).
     ///
     /// Writes a CSV log and checkpoints (safetensors) to --out; prints held-out metrics.
-    Train {
-        /// The task: copy, reverse or translate.
-        task: String,
-        /// d_model [default: 64].
-        #[arg(long)]
-        d_model: Option<usize>,
-        /// N, layers in each stack [default: 2].
-        #[arg(long)]
-        layers: Option<usize>,
-        /// h, attention heads (d_k = d_v = d_model / h) [default: 4].
-        #[arg(long)]
-        heads: Option<usize>,
-        /// d_ff, the FFN's inner width [default: 4 d_model].
-        #[arg(long)]
-        d_ff: Option<usize>,
-        /// Train until this step [default: per task].
-        #[arg(long)]
-        steps: Option<usize>,
-        /// Token budget of a batch, per side, padding included (§5.1) [default: per task].
-        #[arg(long)]
-        batch_tokens: Option<usize>,
-        /// warmup_steps of Eq. 3 [default: 400].
-        #[arg(long)]
-        warmup: Option<usize>,
-        /// A factor on Eq. 3's learning rate [default: 1].
-        #[arg(long)]
-        lr_scale: Option<f64>,
-        /// P_drop (§5.4) [default: 0.1].
-        #[arg(long)]
-        dropout: Option<f64>,
-        /// eps_ls (§5.4) [default: 0.1].
-        #[arg(long)]
-        label_smoothing: Option<f64>,
-        /// Seeds the initial weights, the batch order and the dropout masks.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Seeds the task's data and its train / held-out split.
-        #[arg(long, default_value_t = 1)]
-        data_seed: u64,
-        /// Threads for the gradients (the result does not depend on it).
-        #[arg(long, default_value_t = 2)]
-        threads: usize,
-        /// Directory for log.csv and the checkpoints.
-        #[arg(long, default_value = "runs/latest")]
-        out: PathBuf,
-        /// Write a checkpoint every K steps (and at the end).
-        #[arg(long, default_value_t = 500)]
-        checkpoint_every: usize,
-        /// Measure held-out metrics every K steps.
-        #[arg(long, default_value_t = 200)]
-        eval_every: usize,
-        /// Held-out pairs used for the periodic metrics (the end uses all).
-        #[arg(long, default_value_t = 200)]
-        eval_pairs: usize,
-        /// Continue the run saved in this checkpoint, exactly where it stopped.
-        #[arg(long)]
-        resume: Option<PathBuf>,
-    },
+    Train(Box<cli_train::TrainArgs>),
     /// Translate sentences read from standard input, one a line, with a trained checkpoint.
     Translate {
         /// A checkpoint written by `aiayn train`.
@@ -151,47 +94,7 @@ fn main() -> ExitCode {
             json,
         } => cli::params(&config, vocab, attention_bias, json),
         Command::Verify { files } => cli::verify(&files),
-        Command::Train {
-            task,
-            d_model,
-            layers,
-            heads,
-            d_ff,
-            steps,
-            batch_tokens,
-            warmup,
-            lr_scale,
-            dropout,
-            label_smoothing,
-            seed,
-            data_seed,
-            threads,
-            out,
-            checkpoint_every,
-            eval_every,
-            eval_pairs,
-            resume,
-        } => cli_train::train(&cli_train::TrainArgs {
-            task,
-            d_model,
-            layers,
-            heads,
-            d_ff,
-            steps,
-            batch_tokens,
-            warmup,
-            lr_scale,
-            dropout,
-            label_smoothing,
-            seed,
-            data_seed,
-            threads,
-            out,
-            checkpoint_every: checkpoint_every.max(1),
-            eval_every: eval_every.max(1),
-            eval_pairs,
-            resume,
-        }),
+        Command::Train(args) => cli_train::train(&args),
         Command::Translate { checkpoint } => cli_train::translate(&checkpoint),
     };
     match result {

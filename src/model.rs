@@ -137,35 +137,48 @@ impl<T: RealField + Copy> Transformer<T> {
     }
 
     // ANCHOR: forward_train
-    /// The forward pass for training (§5.4): dropout on the sums of embeddings and positional
-    /// encodings and on every sub-layer's output, and a cache for [`Transformer::backward`].
-    /// With [`Dropout::off`] the result equals [`Transformer::forward`].
+    /// The forward pass for training (§5.4) over a batch of B sentence pairs: dropout on the
+    /// sums of embeddings and positional encodings and on every sub-layer's output, and a cache
+    /// for [`Transformer::backward`]. The B sequences are stacked row-wise, so the position-wise
+    /// work (embeddings, projections, FFN, LayerNorm, generator) runs on one matrix; attention
+    /// runs within each sequence. With [`Dropout::off`] row block b equals
+    /// [`Transformer::forward`] of pair b.
     ///
     /// # Shapes
-    /// `src`: n_s ids, `tgt`: n_t ids -> log-probabilities (n_t, vocab).
+    /// `src`: B rows of n_s ids, `src_padding`: B rows of n_s flags (true = padding), `tgt`: B rows
+    /// of n_t ids -> log-probabilities (B n_t, vocab), pair b in rows b n_t .. (b + 1) n_t.
+    ///
+    /// # Panics
+    /// If the batch is empty or its rows differ in length.
     pub fn forward_train(
         &self,
-        src: &[usize],
-        tgt: &[usize],
-        src_padding: Option<&[bool]>,
+        src: &[Vec<usize>],
+        tgt: &[Vec<usize>],
+        src_padding: &[Vec<bool>],
         dropout: &mut Dropout,
     ) -> (DMatrix<T>, TransformerCache<T>) {
-        let x = self.embedding.embed(src) + self.positional.encode(src.len()); // (n_s, d_model)
-        let (x, src_dropout) = dropout.apply(&x);
-        let src_mask = src_padding.map(|pad| Mask::padding(src.len(), pad)); // (n_s, n_s)
-        let (memory, encoder) = self.encoder.forward_train(&x, src_mask.as_ref(), dropout);
+        let (n_s, n_t) = check_batch(src, tgt, src_padding);
+        let src_flat: Vec<usize> = src.concat();
+        let tgt_flat: Vec<usize> = tgt.concat();
+        let src_masks: Vec<Mask> = src_padding.iter().map(|p| Mask::padding(n_s, p)).collect();
+        let causal = vec![Mask::causal(n_t); tgt.len()];
+        let memory_masks: Vec<Mask> = src_padding.iter().map(|p| Mask::padding(n_t, p)).collect();
 
-        let y = self.embedding.embed(tgt) + self.positional.encode(tgt.len()); // (n_t, d_model)
+        let x = self.embedding.embed(&src_flat) + tile(&self.positional.encode(n_s), src.len()); // (B n_s, d_model)
+        let (x, src_dropout) = dropout.apply(&x);
+        let (memory, encoder) = self.encoder.forward_train(&x, &src_masks, dropout);
+
+        let y = self.embedding.embed(&tgt_flat) + tile(&self.positional.encode(n_t), tgt.len()); // (B n_t, d_model)
         let (y, tgt_dropout) = dropout.apply(&y);
-        let causal = Mask::causal(tgt.len()); // (n_t, n_t)
-        let memory_mask = src_padding.map(|pad| Mask::padding(tgt.len(), pad)); // (n_t, n_s)
         let (out, decoder) =
             self.decoder
-                .forward_train(&y, &memory, Some(&causal), memory_mask.as_ref(), dropout);
-        let log_probs = self.generator(&out); // (n_t, vocab)
+                .forward_train(&y, &memory, &causal, &memory_masks, dropout);
+        let log_probs = self.generator(&out); // (B n_t, vocab)
         let cache = TransformerCache {
-            src: src.to_vec(),
-            tgt: tgt.to_vec(),
+            src: src_flat,
+            tgt: tgt_flat,
+            n_s,
+            n_t,
             src_dropout,
             tgt_dropout,
             encoder,
@@ -199,14 +212,20 @@ impl<T: RealField + Copy> Transformer<T> {
         let d_y = dropout_backward(&cache.tgt_dropout, &d_y); // (n_t, d_model)
         self.embedding
             .embed_backward(&cache.tgt, &d_y, &mut grads.embedding.weight);
-        self.positional.backward(&d_y, &mut grads.positional);
+        for b in 0..cache.tgt.len() / cache.n_t.max(1) {
+            let block = d_y.rows(b * cache.n_t, cache.n_t).into_owned(); // pair b
+            self.positional.backward(&block, &mut grads.positional);
+        }
 
         let (d_x, encoder) = self.encoder.backward(&cache.encoder, &d_memory);
         grads.encoder = encoder;
         let d_x = dropout_backward(&cache.src_dropout, &d_x); // (n_s, d_model)
         self.embedding
             .embed_backward(&cache.src, &d_x, &mut grads.embedding.weight);
-        self.positional.backward(&d_x, &mut grads.positional);
+        for b in 0..cache.src.len() / cache.n_s.max(1) {
+            let block = d_x.rows(b * cache.n_s, cache.n_s).into_owned(); // pair b
+            self.positional.backward(&block, &mut grads.positional);
+        }
         grads
     }
     // ANCHOR_END: backward
@@ -215,15 +234,19 @@ impl<T: RealField + Copy> Transformer<T> {
 /// What [`Transformer::backward`] needs from [`Transformer::forward_train`].
 #[derive(Clone, Debug)]
 pub struct TransformerCache<T: RealField> {
+    /// The batch's source and target ids, row after row.
     pub src: Vec<usize>,
     pub tgt: Vec<usize>,
+    /// The length of every source row and every target row.
+    pub n_s: usize,
+    pub n_t: usize,
     pub src_dropout: DropoutMask<T>,
     pub tgt_dropout: DropoutMask<T>,
     pub encoder: StackCache<EncoderLayerCache<T>, T>,
     pub decoder: StackCache<DecoderLayerCache<T>, T>,
-    /// The decoder stack's output, (n_t, d_model).
+    /// The decoder stack's output, (B n_t, d_model).
     pub decoder_output: DMatrix<T>,
-    /// The generator's output, (n_t, vocab).
+    /// The generator's output, (B n_t, vocab).
     pub log_probs: DMatrix<T>,
 }
 
@@ -248,4 +271,37 @@ impl<T: RealField + Copy> Parameters<T> for Transformer<T> {
         list.extend(prefixed_mut("decoder", self.decoder.params_mut()));
         list
     }
+}
+
+/// `block` repeated `times` times, one copy below the other.
+fn tile<T: RealField + Copy>(block: &DMatrix<T>, times: usize) -> DMatrix<T> {
+    let n = block.nrows();
+    DMatrix::from_fn(n * times, block.ncols(), |i, j| block[(i % n, j)])
+}
+
+/// (n_s, n_t) of a batch whose rows all have one length per side.
+fn check_batch(
+    src: &[Vec<usize>],
+    tgt: &[Vec<usize>],
+    src_padding: &[Vec<bool>],
+) -> (usize, usize) {
+    assert!(!src.is_empty(), "a training batch needs at least one pair");
+    assert!(
+        src.len() == tgt.len() && src.len() == src_padding.len(),
+        "a batch of {} sources, {} targets and {} padding rows",
+        src.len(),
+        tgt.len(),
+        src_padding.len()
+    );
+    let (n_s, n_t) = (src[0].len(), tgt[0].len());
+    for (b, ((s, t), p)) in src.iter().zip(tgt).zip(src_padding).enumerate() {
+        assert!(
+            s.len() == n_s && p.len() == n_s && t.len() == n_t,
+            "pair {b} of the batch has {} source ids, {} padding flags and {} target ids; the first has {n_s}, {n_s} and {n_t}",
+            s.len(),
+            p.len(),
+            t.len()
+        );
+    }
+    (n_s, n_t)
 }

@@ -147,33 +147,48 @@ impl<T: RealField + Copy> MultiHeadAttention<T> {
     }
     // ANCHOR_END: multi_head
 
-    /// [`MultiHeadAttention::forward`], keeping what [`MultiHeadAttention::backward`] needs.
+    /// [`MultiHeadAttention::forward`] for training, over a batch of sequences stacked row-wise,
+    /// keeping what [`MultiHeadAttention::backward`] needs.
+    ///
+    /// The projections are position-wise, so they run on all B sequences at once; attention runs
+    /// within each sequence, head by head, under that sequence's mask. With one mask this is
+    /// exactly [`MultiHeadAttention::forward`].
+    ///
+    /// # Shapes
+    /// `query`: (B n, d_model), `key`, `value`: (B m, d_model), `masks`: B masks (n, m)
+    /// -> output (B n, d_model), and B h weight matrices (n, m), sequence by sequence.
+    ///
+    /// # Panics
+    /// If `masks` is empty, or the rows are not B blocks of the masks' shape.
     pub fn forward_train(
         &self,
         query: &DMatrix<T>,
         key: &DMatrix<T>,
         value: &DMatrix<T>,
-        mask: Option<&Mask>,
+        masks: &[Mask],
     ) -> (MultiHeadOutput<T>, MultiHeadCache<T>) {
         self.check_inputs(query, key, value);
-        let q = project(query, &self.w_q, &self.b_q); // (n, h d_k)
-        let k = project(key, &self.w_k, &self.b_k); // (m, h d_k)
-        let v = project(value, &self.w_v, &self.b_v); // (m, h d_v)
-        let mut concat = DMatrix::zeros(query.nrows(), self.h * self.d_v); // (n, h d_v)
-        let mut weights = Vec::with_capacity(self.h);
-        for i in 0..self.h {
-            let head_i = scaled_dot_product_attention(
-                &q.columns(i * self.d_k, self.d_k).into_owned(),
-                &k.columns(i * self.d_k, self.d_k).into_owned(),
-                &v.columns(i * self.d_v, self.d_v).into_owned(),
-                mask,
-            );
-            concat
-                .columns_mut(i * self.d_v, self.d_v)
-                .copy_from(&head_i.output);
-            weights.push(head_i.weights);
+        let (n, m) = block_shape(query, key, masks);
+        let q = project(query, &self.w_q, &self.b_q); // (B n, h d_k)
+        let k = project(key, &self.w_k, &self.b_k); // (B m, h d_k)
+        let v = project(value, &self.w_v, &self.b_v); // (B m, h d_v)
+        let mut concat = DMatrix::zeros(query.nrows(), self.h * self.d_v); // (B n, h d_v)
+        let mut weights = Vec::with_capacity(masks.len() * self.h);
+        for (s, mask) in masks.iter().enumerate() {
+            for i in 0..self.h {
+                let head = scaled_dot_product_attention(
+                    &q.view((s * n, i * self.d_k), (n, self.d_k)).into_owned(),
+                    &k.view((s * m, i * self.d_k), (m, self.d_k)).into_owned(),
+                    &v.view((s * m, i * self.d_v), (m, self.d_v)).into_owned(),
+                    Some(mask),
+                );
+                concat
+                    .view_mut((s * n, i * self.d_v), (n, self.d_v))
+                    .copy_from(&head.output);
+                weights.push(head.weights);
+            }
         }
-        let output = project(&concat, &self.w_o, &self.b_o); // (n, d_model)
+        let output = project(&concat, &self.w_o, &self.b_o); // (B n, d_model)
         let cache = MultiHeadCache {
             query: query.clone(),
             key: key.clone(),
@@ -189,33 +204,37 @@ impl<T: RealField + Copy> MultiHeadAttention<T> {
 
     // ANCHOR: multi_head_backward
     /// The backward pass of multi-head attention (`eq:multi-head-backward`): back through W^O,
-    /// through each head's Eq. 1 ([`scaled_dot_product_attention_backward`]) on its own columns,
-    /// and back through W^Q, W^K and W^V. For a projection Y = X W + b: dW = X^T dY,
-    /// db = the sum of the rows of dY, dX = dY W^T.
+    /// through each head's Eq. 1 ([`scaled_dot_product_attention_backward`]) on its own columns
+    /// of its own sequence, and back through W^Q, W^K and W^V. For a projection Y = X W + b:
+    /// dW = X^T dY, db = the sum of the rows of dY, dX = dY W^T.
     ///
     /// In self-attention the same x is query, key and value: its gradient is the sum
     /// `d_query + d_key + d_value`; in encoder-decoder attention the memory's is
     /// `d_key + d_value`.
     ///
     /// # Shapes
-    /// `d_output`: (n, d_model) -> `d_query` (n, d_model), `d_key`, `d_value` (m, d_model).
+    /// `d_output`: (B n, d_model) -> `d_query` (B n, d_model), `d_key`, `d_value` (B m, d_model).
     pub fn backward(&self, cache: &MultiHeadCache<T>, d_output: &DMatrix<T>) -> MultiHeadGrads<T> {
         let (d_concat, w_o, b_o) = project_backward(&cache.concat, &self.w_o, &self.b_o, d_output);
-        let mut d_q = DMatrix::zeros(cache.q.nrows(), cache.q.ncols()); // (n, h d_k)
-        let mut d_k = DMatrix::zeros(cache.k.nrows(), cache.k.ncols()); // (m, h d_k)
-        let mut d_v = DMatrix::zeros(cache.v.nrows(), cache.v.ncols()); // (m, h d_v)
-        for i in 0..self.h {
-            let (qc, vc) = (i * self.d_k, i * self.d_v); // this head's first columns
-            let g = scaled_dot_product_attention_backward(
-                &cache.q.columns(qc, self.d_k).into_owned(),
-                &cache.k.columns(qc, self.d_k).into_owned(),
-                &cache.v.columns(vc, self.d_v).into_owned(),
-                &cache.weights[i],
-                &d_concat.columns(vc, self.d_v).into_owned(),
-            );
-            d_q.columns_mut(qc, self.d_k).copy_from(&g.d_q);
-            d_k.columns_mut(qc, self.d_k).copy_from(&g.d_k);
-            d_v.columns_mut(vc, self.d_v).copy_from(&g.d_v);
+        let blocks = cache.weights.len() / self.h;
+        let (n, m) = (cache.q.nrows() / blocks, cache.k.nrows() / blocks);
+        let mut d_q = DMatrix::zeros(cache.q.nrows(), cache.q.ncols()); // (B n, h d_k)
+        let mut d_k = DMatrix::zeros(cache.k.nrows(), cache.k.ncols()); // (B m, h d_k)
+        let mut d_v = DMatrix::zeros(cache.v.nrows(), cache.v.ncols()); // (B m, h d_v)
+        for s in 0..blocks {
+            for i in 0..self.h {
+                let (qc, vc) = (i * self.d_k, i * self.d_v); // this head's first columns
+                let g = scaled_dot_product_attention_backward(
+                    &cache.q.view((s * n, qc), (n, self.d_k)).into_owned(),
+                    &cache.k.view((s * m, qc), (m, self.d_k)).into_owned(),
+                    &cache.v.view((s * m, vc), (m, self.d_v)).into_owned(),
+                    &cache.weights[s * self.h + i],
+                    &d_concat.view((s * n, vc), (n, self.d_v)).into_owned(),
+                );
+                d_q.view_mut((s * n, qc), (n, self.d_k)).copy_from(&g.d_q);
+                d_k.view_mut((s * m, qc), (m, self.d_k)).copy_from(&g.d_k);
+                d_v.view_mut((s * m, vc), (m, self.d_v)).copy_from(&g.d_v);
+            }
         }
         let (d_query, w_q, b_q) = project_backward(&cache.query, &self.w_q, &self.b_q, &d_q);
         let (d_key, w_k, b_k) = project_backward(&cache.key, &self.w_k, &self.b_k, &d_k);
@@ -262,20 +281,46 @@ impl<T: RealField + Copy> MultiHeadAttention<T> {
     }
 }
 
+/// (n, m): the rows of one sequence's queries and keys when `query` and `key` stack one
+/// sequence per mask.
+fn block_shape<T: RealField>(
+    query: &DMatrix<T>,
+    key: &DMatrix<T>,
+    masks: &[Mask],
+) -> (usize, usize) {
+    assert!(
+        !masks.is_empty(),
+        "multi-head attention: a batch needs at least one mask"
+    );
+    let (n, m) = masks[0].shape();
+    assert!(
+        query.nrows() == masks.len() * n && key.nrows() == masks.len() * m,
+        "multi-head attention: {} query rows and {} key rows are not {} sequences of {n} and {m}",
+        query.nrows(),
+        key.nrows(),
+        masks.len()
+    );
+    assert!(
+        masks.iter().all(|mask| mask.shape() == (n, m)),
+        "multi-head attention: the masks of a batch must share one shape"
+    );
+    (n, m)
+}
+
 /// What [`MultiHeadAttention::backward`] needs from the forward pass.
 #[derive(Clone, Debug)]
 pub struct MultiHeadCache<T: RealField> {
-    /// The inputs, (n, d_model), (m, d_model), (m, d_model).
+    /// The inputs, (B n, d_model), (B m, d_model), (B m, d_model).
     pub query: DMatrix<T>,
     pub key: DMatrix<T>,
     pub value: DMatrix<T>,
-    /// The projections of all heads side by side: (n, h d_k), (m, h d_k), (m, h d_v).
+    /// The projections of all heads side by side: (B n, h d_k), (B m, h d_k), (B m, h d_v).
     pub q: DMatrix<T>,
     pub k: DMatrix<T>,
     pub v: DMatrix<T>,
-    /// Each head's attention weights, (n, m).
+    /// Each sequence's and head's attention weights (n, m): sequence s, head i at s h + i.
     pub weights: Vec<DMatrix<T>>,
-    /// The heads' outputs side by side, (n, h d_v).
+    /// The heads' outputs side by side, (B n, h d_v).
     pub concat: DMatrix<T>,
 }
 

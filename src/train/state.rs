@@ -49,7 +49,11 @@ fn tensor(name: String, p: &Param<'_, f32>, data: &[f32]) -> NamedTensor {
 ///
 /// # Errors
 /// As [`save`].
-pub fn save_trainer(path: &Path, trainer: &Trainer<f32>, info: &RunInfo) -> Result<(), CheckpointError> {
+pub fn save_trainer(
+    path: &Path,
+    trainer: &Trainer<f32>,
+    info: &RunInfo,
+) -> Result<(), CheckpointError> {
     let params = trainer.model.params();
     let (m, v) = trainer.adam.moments();
     let mut tensors = Vec::with_capacity(3 * params.len());
@@ -117,12 +121,22 @@ fn read_config(ckpt: &Checkpoint, path: &Path) -> Result<Config, CheckpointError
     let positional = match ckpt.meta(path, "positional")? {
         "sinusoidal" => Positional::Sinusoidal,
         "learned" => Positional::Learned,
-        other => return Err(meta_err("positional", format!("is {other:?}, not sinusoidal or learned"))),
+        other => {
+            return Err(meta_err(
+                "positional",
+                format!("is {other:?}, not sinusoidal or learned"),
+            ))
+        }
     };
     let placement = match ckpt.meta(path, "placement")? {
         "post" => NormPlacement::Post,
         "pre" => NormPlacement::Pre,
-        other => return Err(meta_err("placement", format!("is {other:?}, not post or pre"))),
+        other => {
+            return Err(meta_err(
+                "placement",
+                format!("is {other:?}, not post or pre"),
+            ))
+        }
     };
     let config = Config {
         n_layers: ckpt.meta_parse(path, "n_layers")?,
@@ -161,13 +175,12 @@ pub fn load_model(path: &Path) -> Result<(Transformer<f32>, RunInfo, Checkpoint)
     }
     let config = read_config(&ckpt, path)?;
     let vocab: usize = ckpt.meta_parse(path, "vocab")?;
-    let mut model = Transformer::new(&config, vocab.max(1), &mut StdRng::seed_from_u64(0)).map_err(|e| {
-        CheckpointError::Meta {
+    let mut model = Transformer::new(&config, vocab.max(1), &mut StdRng::seed_from_u64(0))
+        .map_err(|e| CheckpointError::Meta {
             path: path.to_path_buf(),
             key: "vocab".to_string(),
             problem: e.to_string(),
-        }
-    })?;
+        })?;
     fill(&mut model, &ckpt, path, "")?;
     let info = RunInfo {
         task: ckpt.meta(path, "task")?.to_string(),
@@ -179,7 +192,12 @@ pub fn load_model(path: &Path) -> Result<(Transformer<f32>, RunInfo, Checkpoint)
 }
 
 /// Overwrites every parameter of `model` with the tensor named `prefix` + its name.
-fn fill(model: &mut Transformer<f32>, ckpt: &Checkpoint, path: &Path, prefix: &str) -> Result<(), CheckpointError> {
+fn fill(
+    model: &mut Transformer<f32>,
+    ckpt: &Checkpoint,
+    path: &Path,
+    prefix: &str,
+) -> Result<(), CheckpointError> {
     let shapes: Vec<(String, Vec<usize>, usize, usize)> = model
         .params()
         .iter()
@@ -199,7 +217,10 @@ fn fill(model: &mut Transformer<f32>, ckpt: &Checkpoint, path: &Path, prefix: &s
 ///
 /// # Errors
 /// As [`load_model`], and for missing Adam moments or options.
-pub fn load_trainer(path: &Path, threads: usize) -> Result<(Trainer<f32>, RunInfo), CheckpointError> {
+pub fn load_trainer(
+    path: &Path,
+    threads: usize,
+) -> Result<(Trainer<f32>, RunInfo), CheckpointError> {
     let (model, info, ckpt) = load_model(path)?;
     let options = TrainOptions {
         p_drop: ckpt.meta_parse(path, "p_drop")?,

@@ -3,15 +3,15 @@
 //!
 //! One step:
 //!
-//! 1. every pair of the batch runs [`Transformer::forward_train`] with its own dropout seed
-//!    (from the run's seed, the step and the pair's row), so the masks do not depend on which
-//!    thread runs it;
+//! 1. the batch is cut into chunks of [`CHUNK`] pairs; each chunk runs
+//!    [`Transformer::forward_train`] as one stacked matrix, with its own dropout seed (from the
+//!    run's seed, the step and the chunk's index), so the masks do not depend on which thread
+//!    runs it;
 //! 2. the loss is the label-smoothed cross-entropy summed over the target positions that are
 //!    not padding, divided by the number of such tokens in the whole batch;
 //! 3. [`Transformer::backward`] turns its gradient into the gradient of every parameter;
-//! 4. the pairs' gradients are added up in a fixed order: pairs are grouped in chunks of
-//!    [`CHUNK`] rows, threads take whole chunks, and the chunks' sums are added in chunk order,
-//!    so a run gives the same parameters bit for bit whatever the number of threads;
+//! 4. the chunks' gradients are added up in chunk order, whichever thread computed them, so a
+//!    run gives the same parameters bit for bit whatever the number of threads;
 //! 5. Adam takes one step at the learning rate of Eq. 3.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,8 +30,8 @@ use crate::train::label_smoothing::{label_smoothed_loss, label_smoothed_loss_bac
 use crate::train::schedule::lrate;
 use crate::train::tasks::Pair;
 
-/// Rows of a batch whose gradients one thread sums before handing them on.
-pub const CHUNK: usize = 4;
+/// Pairs of a batch that run through the model as one stacked matrix, on one thread.
+pub const CHUNK: usize = 16;
 
 /// The settings of a run that are not the model's sizes.
 #[derive(Clone, Debug, PartialEq)]
@@ -120,12 +120,9 @@ pub fn batch_gradients<T: RealField + Copy + Send + Sync>(
 ) -> (Transformer<T>, f64) {
     let chunks = batch.len().div_ceil(CHUNK);
     let sums = parallel_map(chunks, options.threads, |c| {
-        let mut acc = zeros_like(model);
-        let mut loss = 0.0;
-        for row in c * CHUNK..((c + 1) * CHUNK).min(batch.len()) {
-            loss += pair_gradients(model, batch, row, options, step, &mut acc);
-        }
-        (acc, loss)
+        let rows = c * CHUNK..((c + 1) * CHUNK).min(batch.len());
+        let mut dropout = Dropout::new(options.p_drop, dropout_seed(options.seed, step, c));
+        chunk_gradients(model, batch, rows, options.eps_ls, &mut dropout)
     });
     let mut total = zeros_like(model);
     let mut loss = 0.0;
@@ -136,45 +133,50 @@ pub fn batch_gradients<T: RealField + Copy + Send + Sync>(
     (total, loss)
 }
 
-// ANCHOR: pair_gradients
-/// Forward and backward for row `row` of the batch: adds the gradient of the loss summed
-/// over its real target positions to `acc`, and returns that summed loss.
-fn pair_gradients<T: RealField + Copy>(
+// ANCHOR: chunk_gradients
+/// Forward and backward for the pairs `rows` of the batch, stacked: the gradient of the
+/// label-smoothed loss summed over their real (unpadded) target positions, and that sum.
+pub fn chunk_gradients<T: RealField + Copy>(
     model: &Transformer<T>,
     batch: &Batch,
-    row: usize,
-    options: &TrainOptions,
-    step: usize,
-    acc: &mut Transformer<T>,
-) -> f64 {
-    let mut dropout = Dropout::new(options.p_drop, dropout_seed(options.seed, step, row));
+    rows: std::ops::Range<usize>,
+    eps_ls: f64,
+    dropout: &mut Dropout,
+) -> (Transformer<T>, f64) {
     let (log_probs, cache) = model.forward_train(
-        &batch.src[row],
-        &batch.tgt_in[row],
-        Some(&batch.src_padding[row]),
-        &mut dropout,
-    );
-    // the positions that count: not padding
-    let real: Vec<usize> = (0..batch.tgt_out[row].len())
-        .filter(|&i| !batch.tgt_padding[row][i])
-        .collect();
-    let targets: Vec<usize> = real.iter().map(|&i| batch.tgt_out[row][i]).collect();
+        &batch.src[rows.clone()],
+        &batch.tgt_in[rows.clone()],
+        &batch.src_padding[rows.clone()],
+        dropout,
+    ); // (B n_t, vocab)
+       // the positions that count: target positions that are not padding
+    let n_t = batch.tgt_out[rows.start].len();
+    let mut real = Vec::new();
+    let mut targets = Vec::new();
+    for (b, row) in rows.enumerate() {
+        for i in 0..n_t {
+            if !batch.tgt_padding[row][i] {
+                real.push(b * n_t + i);
+                targets.push(batch.tgt_out[row][i]);
+            }
+        }
+    }
     let n: T = nalgebra::convert(real.len() as f64);
     let vocab = log_probs.ncols();
     let spread = Spread::AllClasses;
     let real_log_probs = log_probs.select_rows(&real); // (n_real, vocab)
-    let loss = label_smoothed_loss(&real_log_probs, &targets, options.eps_ls, spread) * n;
-    let d_real = label_smoothed_loss_backward::<T>(&targets, vocab, options.eps_ls, spread) * n;
-    let mut d_log_probs = DMatrix::zeros(log_probs.nrows(), vocab); // padded rows: no gradient
+    let loss = label_smoothed_loss(&real_log_probs, &targets, eps_ls, spread) * n; // a sum
+    let d_real = label_smoothed_loss_backward::<T>(&targets, vocab, eps_ls, spread) * n;
+    let mut d_log_probs = DMatrix::zeros(log_probs.nrows(), vocab); // padding: no gradient
     for (k, &i) in real.iter().enumerate() {
         d_log_probs.row_mut(i).copy_from(&d_real.row(k));
     }
-    add_assign(acc, &model.backward(&cache, &d_log_probs));
-    nalgebra::try_convert(loss).unwrap_or(f64::NAN)
+    let grads = model.backward(&cache, &d_log_probs);
+    (grads, nalgebra::try_convert(loss).unwrap_or(f64::NAN))
 }
-// ANCHOR_END: pair_gradients
+// ANCHOR_END: chunk_gradients
 
-/// The dropout seed of one row of one step: distinct for every (seed, step, row).
+/// The dropout seed of one chunk of one step: distinct for every (seed, step, chunk).
 pub fn dropout_seed(seed: u64, step: usize, row: usize) -> u64 {
     // splitmix64-style mixing of the three numbers
     let mut z = seed
