@@ -71,14 +71,15 @@ impl<T: RealField + Copy> FeedForward<T> {
 
     /// [`FeedForward::forward`], keeping what [`FeedForward::backward`] needs.
     pub fn forward_train(&self, x: &DMatrix<T>) -> (DMatrix<T>, FeedForwardCache<T>) {
+        // As `forward`, with the biases added column by column (adjacent in memory).
         let mut hidden = x * &self.w_1; // (n, d_model) x (d_model, d_ff) -> (n, d_ff)
-        for mut row in hidden.row_iter_mut() {
-            row += &self.b_1;
-            row.apply(|z| *z = z.max(T::zero())); // ReLU
+        for (mut col, &b) in hidden.column_iter_mut().zip(self.b_1.iter()) {
+            col.add_scalar_mut(b);
         }
+        hidden.apply(|z| *z = z.max(T::zero())); // ReLU
         let mut y = &hidden * &self.w_2; // (n, d_ff) x (d_ff, d_model) -> (n, d_model)
-        for mut row in y.row_iter_mut() {
-            row += &self.b_2;
+        for (mut col, &b) in y.column_iter_mut().zip(self.b_2.iter()) {
+            col.add_scalar_mut(b);
         }
         let cache = FeedForwardCache {
             x: x.clone(),

@@ -9,7 +9,7 @@
 //! one (divide by d_model), and eps sits inside the square root, as in PyTorch's `nn.LayerNorm`.
 //! The paper does not state eps: PyTorch's default is 1e-5, tensor2tensor's 1e-6; it is a field.
 
-use nalgebra::{DMatrix, RealField, RowDVector};
+use nalgebra::{DMatrix, DVector, RealField, RowDVector};
 
 use crate::init::{ones_row, zeros_row};
 use crate::params::{Param, ParamMut, Parameters};
@@ -69,22 +69,29 @@ impl<T: RealField + Copy> LayerNorm<T> {
     // ANCHOR_END: layer_norm
 
     /// [`LayerNorm::forward`], keeping what [`LayerNorm::backward`] needs.
+    ///
+    /// The same arithmetic as `forward`, arranged column by column: nalgebra stores a matrix
+    /// column after column, so a row's entries are far apart in memory while a column's are
+    /// adjacent. The per-row statistics are gathered in vectors with one entry per row.
     pub fn forward_train(&self, x: &DMatrix<T>) -> (DMatrix<T>, LayerNormCache<T>) {
-        let d_t: T = nalgebra::convert(self.gain.len() as f64);
+        let d = self.gain.len();
+        assert_eq!(x.ncols(), d, "layer norm: input is {} wide but d_model = {d}", x.ncols());
+        let d_t: T = nalgebra::convert(d as f64);
         let eps: T = nalgebra::convert(self.eps);
+        let mean = x.column_mean(); // one entry per row
         let mut x_hat = x.clone();
-        let mut inv_std = Vec::with_capacity(x.nrows());
-        for mut row in x_hat.row_iter_mut() {
-            let mean = row.sum() / d_t;
-            row.add_scalar_mut(-mean);
-            let s = T::one() / (row.norm_squared() / d_t + eps).sqrt();
-            row *= s;
-            inv_std.push(s);
+        let mut var = DVector::zeros(x.nrows());
+        for mut col in x_hat.column_iter_mut() {
+            col -= &mean; // centre every row
+            var += col.component_mul(&col);
         }
+        let inv_std = var.map(|v| T::one() / (v / d_t + eps).sqrt()); // 1 / sigma per row
         let mut y = x_hat.clone();
-        for mut row in y.row_iter_mut() {
-            row.component_mul_assign(&self.gain);
-            row += &self.bias;
+        for (j, (mut x_col, mut y_col)) in x_hat.column_iter_mut().zip(y.column_iter_mut()).enumerate() {
+            x_col.component_mul_assign(&inv_std);
+            y_col.copy_from(&x_col);
+            y_col *= self.gain[j];
+            y_col.add_scalar_mut(self.bias[j]);
         }
         (y, LayerNormCache { x_hat, inv_std })
     }
@@ -97,28 +104,24 @@ impl<T: RealField + Copy> LayerNorm<T> {
     ///
     /// # Shapes
     /// `d_y`: (n, d_model) -> dL/dx (n, d_model), and the gradients of gain and bias.
-    pub fn backward(
-        &self,
-        cache: &LayerNormCache<T>,
-        d_y: &DMatrix<T>,
-    ) -> (DMatrix<T>, LayerNorm<T>) {
-        let d_t: T = nalgebra::convert(self.gain.len() as f64);
+    pub fn backward(&self, cache: &LayerNormCache<T>, d_y: &DMatrix<T>) -> (DMatrix<T>, LayerNorm<T>) {
         let grads = LayerNorm {
             gain: d_y.component_mul(&cache.x_hat).row_sum(),
             bias: d_y.row_sum(),
             eps: self.eps,
         };
-        let mut d_x = d_y.clone();
-        for (i, mut row) in d_x.row_iter_mut().enumerate() {
-            row.component_mul_assign(&self.gain); // g = dy * gain
-            let x_hat = cache.x_hat.row(i);
-            let mean_g = row.sum() / d_t;
-            let mean_gx = row.dot(&x_hat) / d_t;
-            row.add_scalar_mut(-mean_g);
-            row -= x_hat * mean_gx;
-            row *= cache.inv_std[i];
+        let mut g = d_y.clone();
+        for (j, mut col) in g.column_iter_mut().enumerate() {
+            col *= self.gain[j]; // g = dy * gain
         }
-        (d_x, grads)
+        let mean_g = g.column_mean(); // per row
+        let mean_gx = g.component_mul(&cache.x_hat).column_mean(); // per row
+        for (mut col, x_hat) in g.column_iter_mut().zip(cache.x_hat.column_iter()) {
+            col -= &mean_g;
+            col -= x_hat.component_mul(&mean_gx);
+            col.component_mul_assign(&cache.inv_std);
+        }
+        (g, grads)
     }
     // ANCHOR_END: layer_norm_backward
 }
@@ -129,7 +132,7 @@ pub struct LayerNormCache<T: RealField> {
     /// The normalised rows (x - mean) / sigma, before gain and bias.
     pub x_hat: DMatrix<T>,
     /// 1 / sigma for each row.
-    pub inv_std: Vec<T>,
+    pub inv_std: DVector<T>,
 }
 
 impl<T: RealField + Copy> Parameters<T> for LayerNorm<T> {

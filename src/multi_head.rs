@@ -400,8 +400,8 @@ pub(crate) fn project<T: RealField + Copy>(
 ) -> DMatrix<T> {
     let mut y = x * w;
     if let Some(b) = b {
-        for mut row in y.row_iter_mut() {
-            row += b;
+        for (mut col, &b_j) in y.column_iter_mut().zip(b.iter()) {
+            col.add_scalar_mut(b_j); // b_j to every row's entry j
         }
     }
     y
