@@ -1,0 +1,228 @@
+//! §5 end to end, on tiny models: the loss falls, a run does not depend on the number of
+//! threads, checkpoints round-trip bit for bit, a resumed run ends where the uninterrupted one
+//! does, and malformed checkpoints give errors that name the file and the tensor.
+
+use std::path::{Path, PathBuf};
+
+use aiayn::checkpoint::{load, save, CheckpointError};
+use aiayn::config::{Config, Positional};
+use aiayn::params::Parameters;
+use aiayn::train::state::{load_model, load_trainer, save_trainer, RunInfo};
+use aiayn::train::tasks::Task;
+use aiayn::train::trainer::{BatchStream, TrainOptions, Trainer};
+use aiayn::Transformer;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+fn tiny_config() -> Config {
+    Config {
+        n_layers: 1,
+        d_model: 16,
+        d_ff: 32,
+        h: 2,
+        d_k: 8,
+        d_v: 8,
+        positional: Positional::Sinusoidal,
+        ..Config::base()
+    }
+}
+
+fn options(threads: usize) -> TrainOptions {
+    TrainOptions {
+        p_drop: 0.1,
+        eps_ls: 0.1,
+        warmup: 20,
+        lr_scale: 1.0,
+        batch_tokens: 300,
+        seed: 7,
+        threads,
+    }
+}
+
+fn tiny_trainer(task: &Task, threads: usize) -> Trainer<f32> {
+    let model = Transformer::new(
+        &tiny_config(),
+        task.vocab.len(),
+        &mut StdRng::seed_from_u64(3),
+    )
+    .expect("a valid config");
+    Trainer::new(model, options(threads))
+}
+
+/// Runs `trainer` until step `until` on the task's batches, starting where its step says.
+fn run(trainer: &mut Trainer<f32>, task: &Task, until: usize) -> Vec<f64> {
+    let mut stream = BatchStream::new(
+        &task.train,
+        trainer.options.batch_tokens,
+        trainer.options.seed,
+    );
+    stream.skip(trainer.step);
+    let mut losses = Vec::new();
+    while trainer.step < until {
+        losses.push(trainer.train_step(stream.next_batch()).loss);
+    }
+    losses
+}
+
+fn bits(model: &Transformer<f32>) -> Vec<(String, Vec<u32>)> {
+    model
+        .params()
+        .iter()
+        .map(|p| (p.name.clone(), p.data.iter().map(|x| x.to_bits()).collect()))
+        .collect()
+}
+
+fn info(task: &Task) -> RunInfo {
+    RunInfo {
+        task: task.name.clone(),
+        data_seed: 1,
+        config: tiny_config(),
+        vocab: task.vocab.len(),
+    }
+}
+
+/// A fresh directory under the target directory for one test's files.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    dir
+}
+
+#[test]
+fn a_tiny_model_memorises_a_batch_of_eight_pairs() {
+    // Every parameter has to move in the right direction for the loss to fall this far: the
+    // smoothed targets' own entropy is the floor (about 0.52 nats here), and guessing the
+    // marginal distribution of the target tokens costs about ln 20 = 3.0.
+    let task = Task::by_name("copy", 1).unwrap();
+    let batch = aiayn::train::batch::Batch::from_pairs(&task.train, &(0..8).collect::<Vec<_>>());
+    let mut trainer = tiny_trainer(&task, 2);
+    trainer.options.warmup = 10;
+    trainer.options.p_drop = 0.0;
+    let losses: Vec<f64> = (0..200).map(|_| trainer.train_step(&batch).loss).collect();
+    assert!(
+        losses[0] > 2.8,
+        "the untrained loss is near ln V: {}",
+        losses[0]
+    );
+    let last = losses[195..].iter().sum::<f64>() / 5.0;
+    assert!(last < 1.2, "the loss fell from {} to {last}", losses[0]);
+}
+
+#[test]
+fn one_thread_and_two_threads_give_the_same_parameters_bit_for_bit() {
+    let task = Task::by_name("reverse", 1).unwrap();
+    let mut one = tiny_trainer(&task, 1);
+    let mut two = tiny_trainer(&task, 2);
+    let l1 = run(&mut one, &task, 6);
+    let l2 = run(&mut two, &task, 6);
+    assert_eq!(l1, l2);
+    assert_eq!(bits(&one.model), bits(&two.model));
+    // and the run moved the parameters at all
+    assert_ne!(bits(&one.model), bits(&tiny_trainer(&task, 1).model));
+}
+
+#[test]
+fn a_checkpoint_round_trips_bit_for_bit_and_a_resumed_run_ends_where_the_uninterrupted_one_does() {
+    let task = Task::by_name("copy", 1).unwrap();
+    let dir = scratch("resume");
+    let mut straight = tiny_trainer(&task, 2);
+    run(&mut straight, &task, 8);
+
+    let mut first_half = tiny_trainer(&task, 2);
+    run(&mut first_half, &task, 4);
+    let path = dir.join("ckpt-4.safetensors");
+    save_trainer(&path, &first_half, &info(&task)).expect("saved");
+    let (mut resumed, restored_info) = load_trainer(&path, 1).expect("loaded");
+    assert_eq!(restored_info, info(&task));
+    assert_eq!(resumed.step, 4);
+    assert_eq!(bits(&resumed.model), bits(&first_half.model));
+    assert_eq!(
+        resumed.adam, first_half.adam,
+        "Adam's moments and step count round-trip"
+    );
+    assert_eq!(resumed.options, options(1));
+    run(&mut resumed, &task, 8);
+    assert_eq!(bits(&resumed.model), bits(&straight.model));
+}
+
+fn saved_model(dir: &Path) -> PathBuf {
+    let task = Task::by_name("copy", 1).unwrap();
+    let path = dir.join("model.safetensors");
+    save_trainer(&path, &tiny_trainer(&task, 1), &info(&task)).expect("saved");
+    path
+}
+
+fn message(e: CheckpointError) -> String {
+    e.to_string()
+}
+
+#[test]
+fn malformed_checkpoints_give_errors_naming_the_file_and_the_tensor() {
+    let dir = scratch("malformed");
+    let good = saved_model(&dir);
+    let ckpt = load(&good).unwrap();
+    let write = |name: &str, c: &aiayn::checkpoint::Checkpoint| {
+        let p = dir.join(name);
+        save(&p, c).unwrap();
+        p
+    };
+    // a tensor removed
+    let mut missing = ckpt.clone();
+    missing
+        .tensors
+        .retain(|t| t.name != "decoder.layers.0.ffn.w_2");
+    let p = write("missing.safetensors", &missing);
+    let e = message(load_model(&p).unwrap_err());
+    assert!(
+        e.contains("missing.safetensors") && e.contains("decoder.layers.0.ffn.w_2"),
+        "{e}"
+    );
+    // a tensor of the wrong shape
+    let mut shape = ckpt.clone();
+    let t = shape
+        .tensors
+        .iter_mut()
+        .find(|t| t.name == "encoder.layers.0.norm1.gain")
+        .unwrap();
+    t.shape = vec![8];
+    t.data.truncate(8);
+    let p = write("shape.safetensors", &shape);
+    let e = message(load_model(&p).unwrap_err());
+    assert!(
+        e.contains("encoder.layers.0.norm1.gain") && e.contains("[16]"),
+        "{e}"
+    );
+    // metadata that does not make a model
+    let mut sizes = ckpt.clone();
+    sizes.metadata.insert("h".into(), "3".into());
+    let p = write("sizes.safetensors", &sizes);
+    let e = message(load_model(&p).unwrap_err());
+    assert!(
+        e.contains("sizes.safetensors") && e.contains("d_model"),
+        "{e}"
+    );
+    // another format
+    let mut format = ckpt.clone();
+    format
+        .metadata
+        .insert("format".into(), "something-else/9".into());
+    let p = write("format.safetensors", &format);
+    let e = message(load_model(&p).unwrap_err());
+    assert!(
+        e.contains("format") && e.contains("something-else/9"),
+        "{e}"
+    );
+    // a step that is not a number
+    let mut step = ckpt.clone();
+    step.metadata.insert("step".into(), "ten".into());
+    let p = write("step.safetensors", &step);
+    let e = message(load_trainer(&p, 1).unwrap_err());
+    assert!(e.contains("step") && e.contains("ten"), "{e}");
+    // truncated
+    let bytes = std::fs::read(&good).unwrap();
+    let p = dir.join("truncated.safetensors");
+    std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+    let e = message(load_model(&p).unwrap_err());
+    assert!(e.contains("truncated.safetensors"), "{e}");
+}
