@@ -124,3 +124,167 @@ fn help_and_version_exit_0() {
     assert_eq!(aiayn(&["--version"]).status.code(), Some(0));
     assert!(stdout(&aiayn(&["params", "--help"])).contains("--attention-bias"));
 }
+
+/// A scratch directory under the target directory.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    dir
+}
+
+fn translate(checkpoint: &std::path::Path, input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aiayn"))
+        .args(["translate", checkpoint.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().expect("it ends")
+}
+
+#[test]
+fn train_writes_a_log_and_checkpoints_and_translate_reads_them() {
+    let dir = scratch("cli-train");
+    let out = aiayn(&[
+        "train",
+        "translate",
+        "--d-model",
+        "8",
+        "--heads",
+        "2",
+        "--layers",
+        "1",
+        "--steps",
+        "3",
+        "--batch-tokens",
+        "200",
+        "--checkpoint-every",
+        "2",
+        "--eval-every",
+        "2",
+        "--eval-pairs",
+        "4",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("held-out pairs: exact match"),
+        "{}",
+        stdout(&out)
+    );
+    let log = std::fs::read_to_string(dir.join("log.csv")).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 4, "a header and one row per step:\n{log}");
+    assert!(lines[0].starts_with("step,epoch,loss,lr,"));
+    assert!(
+        lines[2].starts_with("2,") && lines[2].split(',').nth(8) == Some("4"),
+        "step 2 is evaluated on 4 pairs: {}",
+        lines[2]
+    );
+    assert!(
+        dir.join("ckpt-000002.safetensors").exists()
+            && dir.join("ckpt-000003.safetensors").exists()
+    );
+
+    let ckpt = dir.join("ckpt-000003.safetensors");
+    let ok = translate(&ckpt, b"the dog sees a cat\n\nthe cats sleep\n");
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    assert_eq!(stdout(&ok).lines().count(), 3, "one line out per line in");
+    let bad = translate(&ckpt, b"the dog sees a cat\nthe dog eats zebras\n");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("line 2") && stderr(&bad).contains("`eats`"),
+        "{}",
+        stderr(&bad)
+    );
+    let binary = translate(&ckpt, b"the dog \xff\xfe\n");
+    assert_eq!(binary.status.code(), Some(2));
+    assert!(stderr(&binary).contains("line 1"), "{}", stderr(&binary));
+
+    // resuming continues the log and reaches the new last step
+    let more = aiayn(&[
+        "train",
+        "translate",
+        "--steps",
+        "4",
+        "--resume",
+        ckpt.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+        "--eval-pairs",
+        "2",
+    ]);
+    assert_eq!(more.status.code(), Some(0), "{}", stderr(&more));
+    let log = std::fs::read_to_string(dir.join("log.csv")).unwrap();
+    assert!(log.lines().last().unwrap().starts_with("4,"), "{log}");
+    // a checkpoint of one task cannot resume another
+    let other = aiayn(&[
+        "train",
+        "copy",
+        "--resume",
+        ckpt.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(other.status.code(), Some(2));
+    assert!(
+        stderr(&other).contains("`translate`, not `copy`"),
+        "{}",
+        stderr(&other)
+    );
+}
+
+#[test]
+fn train_and_translate_refuse_bad_input_with_exit_2_and_a_named_problem() {
+    let dir = scratch("cli-bad");
+    let garbage = dir.join("garbage.safetensors");
+    std::fs::write(&garbage, b"not a checkpoint").unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["train", "sort"],
+            "unknown task `sort`; the tasks are: copy, reverse, translate",
+        ),
+        (vec!["train", "copy", "--no-such-flag"], "--no-such-flag"),
+        (
+            vec!["train", "copy", "--d-model", "30", "--heads", "4"],
+            "not a multiple of --heads 4",
+        ),
+        (vec!["train", "copy", "--dropout", "1.5"], "p_drop"),
+        (vec!["train", "copy", "--warmup", "0"], "--warmup"),
+        (
+            vec!["train", "copy", "--eval-every", "0"],
+            "--eval-every must be at least 1",
+        ),
+        (
+            vec!["train", "copy", "--resume", "/no/such/file.safetensors"],
+            "/no/such/file.safetensors",
+        ),
+        (
+            vec!["train", "copy", "--resume", garbage.to_str().unwrap()],
+            "garbage.safetensors",
+        ),
+        (
+            vec!["translate", garbage.to_str().unwrap()],
+            "garbage.safetensors",
+        ),
+        (
+            vec!["translate", "/no/such/file.safetensors"],
+            "/no/such/file.safetensors",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = aiayn(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+        assert!(
+            !stderr(&out).contains("panicked"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
