@@ -43,10 +43,10 @@ pub struct TrainArgs {
     /// Token budget of a batch, per side, padding included (§5.1) [default: per task].
     #[arg(long)]
     batch_tokens: Option<usize>,
-    /// warmup_steps of Eq. 3 [default: 400].
+    /// warmup_steps of Eq. 3 [default: 100].
     #[arg(long)]
     warmup: Option<usize>,
-    /// A factor on Eq. 3's learning rate [default: 1].
+    /// A factor on Eq. 3's learning rate [default: 0.25].
     #[arg(long)]
     lr_scale: Option<f64>,
     /// P_drop (§5.4) [default: 0.1].
@@ -98,19 +98,19 @@ fn defaults(task: &str) -> Defaults {
             d_model: 64,
             layers: 2,
             heads: 4,
-            steps: 3000,
+            steps: 6000,
             batch_tokens: 3000,
-            warmup: 400,
-            lr_scale: 1.0,
+            warmup: 100,
+            lr_scale: 0.25,
         },
         _ => Defaults {
             d_model: 64,
             layers: 2,
             heads: 4,
-            steps: 1200,
+            steps: 1500,
             batch_tokens: 2500,
-            warmup: 400,
-            lr_scale: 1.0,
+            warmup: 100,
+            lr_scale: 0.25,
         },
     }
 }

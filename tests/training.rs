@@ -226,3 +226,24 @@ fn malformed_checkpoints_give_errors_naming_the_file_and_the_tensor() {
     let e = message(load_model(&p).unwrap_err());
     assert!(e.contains("truncated.safetensors"), "{e}");
 }
+
+// verifies: eq:lrate (example)
+#[test]
+fn the_learning_rate_is_eq3_times_lr_scale() {
+    // d_model 16, warmup 4: Eq. 3 peaks at step 4 with (16 * 4)^-0.5 = 1/8, and is 1/32 at
+    // step 1 (16^-0.5 * 1 * 4^-1.5 = 1/4 * 1/8).
+    let task = Task::by_name("copy", 1).unwrap();
+    let batch = aiayn::train::batch::Batch::from_pairs(&task.train, &[0, 1]);
+    for (scale, want) in [
+        (1.0, [1.0 / 32.0, 1.0 / 16.0, 3.0 / 32.0, 1.0 / 8.0]),
+        (0.25, [1.0 / 128.0, 1.0 / 64.0, 3.0 / 128.0, 1.0 / 32.0]),
+    ] {
+        let mut trainer = tiny_trainer(&task, 1);
+        trainer.options.warmup = 4;
+        trainer.options.lr_scale = scale;
+        for w in want {
+            let lr = trainer.train_step(&batch).lr;
+            assert!((lr - w).abs() <= 1e-15, "scale {scale}: {lr} vs {w}");
+        }
+    }
+}

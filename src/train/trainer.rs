@@ -43,6 +43,9 @@ pub struct TrainOptions {
     /// warmup_steps of Eq. 3; 4000 in the paper.
     pub warmup: usize,
     /// A factor on Eq. 3's learning rate; 1 is the paper's schedule.
+    // DEVIATION(§5.3): Eq. 3 scales the rate by d_model^-0.5, which for the book's small models
+    // (d_model = 64) is 2.8 times the base model's; `aiayn train` uses 0.25 by default to
+    // train them stably. 1 gives the paper's schedule exactly.
     pub lr_scale: f64,
     /// The token budget of a batch (per side, padding included); 25000 in the paper.
     pub batch_tokens: usize,
