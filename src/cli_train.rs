@@ -71,7 +71,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 500)]
     checkpoint_every: usize,
     /// Measure held-out metrics every K steps.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 250)]
     eval_every: usize,
     /// Held-out pairs used for the periodic metrics (the end uses all).
     #[arg(long, default_value_t = 200)]
@@ -250,6 +250,17 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, CliError> {
         m.loss,
         m.perplexity
     );
+    println!("held-out examples (source / reference / greedy output):");
+    for pair in task.held_out.iter().take(4) {
+        let hyp = greedy(&trainer.model, &pair.src, BOS, EOS, pair.src.len() + 50);
+        println!("  {}", task.vocab.decode(&pair.src));
+        println!("  {}", task.vocab.decode(&pair.tgt));
+        println!(
+            "  {}{}",
+            task.vocab.decode(&hyp),
+            if hyp == pair.tgt { "" } else { "   (differs)" }
+        );
+    }
     println!(
         "time: {:.1} s training ({:.0} tokens/s), {:.1} s in all; log {}, checkpoints in {}",
         train_seconds,

@@ -75,7 +75,12 @@ impl<T: RealField + Copy> LayerNorm<T> {
     /// adjacent. The per-row statistics are gathered in vectors with one entry per row.
     pub fn forward_train(&self, x: &DMatrix<T>) -> (DMatrix<T>, LayerNormCache<T>) {
         let d = self.gain.len();
-        assert_eq!(x.ncols(), d, "layer norm: input is {} wide but d_model = {d}", x.ncols());
+        assert_eq!(
+            x.ncols(),
+            d,
+            "layer norm: input is {} wide but d_model = {d}",
+            x.ncols()
+        );
         let d_t: T = nalgebra::convert(d as f64);
         let eps: T = nalgebra::convert(self.eps);
         let mean = x.column_mean(); // one entry per row
@@ -87,7 +92,9 @@ impl<T: RealField + Copy> LayerNorm<T> {
         }
         let inv_std = var.map(|v| T::one() / (v / d_t + eps).sqrt()); // 1 / sigma per row
         let mut y = x_hat.clone();
-        for (j, (mut x_col, mut y_col)) in x_hat.column_iter_mut().zip(y.column_iter_mut()).enumerate() {
+        for (j, (mut x_col, mut y_col)) in
+            x_hat.column_iter_mut().zip(y.column_iter_mut()).enumerate()
+        {
             x_col.component_mul_assign(&inv_std);
             y_col.copy_from(&x_col);
             y_col *= self.gain[j];
@@ -104,7 +111,11 @@ impl<T: RealField + Copy> LayerNorm<T> {
     ///
     /// # Shapes
     /// `d_y`: (n, d_model) -> dL/dx (n, d_model), and the gradients of gain and bias.
-    pub fn backward(&self, cache: &LayerNormCache<T>, d_y: &DMatrix<T>) -> (DMatrix<T>, LayerNorm<T>) {
+    pub fn backward(
+        &self,
+        cache: &LayerNormCache<T>,
+        d_y: &DMatrix<T>,
+    ) -> (DMatrix<T>, LayerNorm<T>) {
         let grads = LayerNorm {
             gain: d_y.component_mul(&cache.x_hat).row_sum(),
             bias: d_y.row_sum(),

@@ -76,6 +76,16 @@ pub const ALL: &[Figure] = &[
         about: "the label-smoothed target distribution (§5.4)",
         draw: label_smoothing,
     },
+    Figure {
+        name: "training-copy",
+        about: "the loss and held-out exact match of the book's copy run (§5), from its committed log",
+        draw: training_copy,
+    },
+    Figure {
+        name: "training-translate",
+        about: "the loss and held-out exact match of the book's translate run (§5), from its committed log",
+        draw: training_translate,
+    },
 ];
 
 /// The names of all figures.
@@ -133,12 +143,24 @@ where
     Y: plotters::coord::ranged1d::Ranged,
     DB::ErrorType: 'static,
 {
+    legend_at(chart, SeriesLabelPosition::UpperRight)
+}
+
+fn legend_at<'a, DB: DrawingBackend + 'a, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    position: SeriesLabelPosition,
+) -> DrawResult
+where
+    X: plotters::coord::ranged1d::Ranged,
+    Y: plotters::coord::ranged1d::Ranged,
+    DB::ErrorType: 'static,
+{
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK.mix(0.4))
         .label_font((FONT, 14))
-        .position(SeriesLabelPosition::UpperRight)
+        .position(position)
         .draw()?;
     Ok(())
 }
@@ -1269,6 +1291,135 @@ fn data_flow() -> Result<String, String> {
         TextStyle::MUTED,
     );
     Ok(svg.finish())
+}
+
+// ---------------------------------------------------------------------------------------------
+// §5 training runs, from the logs committed under book/runs/
+
+/// One row of a training log: step, loss, and the held-out exact match and token accuracy
+/// where the row was evaluated.
+struct LogRow {
+    step: f64,
+    loss: f64,
+    held_out: Option<(f64, f64)>,
+}
+
+/// Reads the CSV that `aiayn train` writes (columns named in its header).
+fn read_log(csv: &str) -> Result<Vec<LogRow>, String> {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().ok_or("an empty log")?.split(',').collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .ok_or(format!("the log has no column {name}"))
+    };
+    let (step, loss, exact, tokens) = (
+        col("step")?,
+        col("loss")?,
+        col("heldout_exact_match")?,
+        col("heldout_token_accuracy")?,
+    );
+    lines
+        .enumerate()
+        .map(|(i, line)| {
+            let f: Vec<&str> = line.split(',').collect();
+            let num = |c: usize| -> Result<f64, String> {
+                f.get(c).and_then(|v| v.parse().ok()).ok_or(format!(
+                    "line {}: column {} is not a number",
+                    i + 2,
+                    header[c]
+                ))
+            };
+            let held_out = match f.get(exact) {
+                Some(v) if !v.is_empty() => Some((num(exact)?, num(tokens)?)),
+                _ => None,
+            };
+            Ok(LogRow {
+                step: num(step)?,
+                loss: num(loss)?,
+                held_out,
+            })
+        })
+        .collect()
+}
+
+fn training_copy() -> Result<String, String> {
+    training_curves(include_str!("../../book/runs/copy.csv"), "copy")
+}
+
+fn training_translate() -> Result<String, String> {
+    training_curves(include_str!("../../book/runs/translate.csv"), "translate")
+}
+
+/// Two panels: the training loss by step, and the held-out exact match and token accuracy.
+fn training_curves(csv: &str, task: &str) -> Result<String, String> {
+    let rows = read_log(csv)?;
+    let last = rows.last().ok_or("a log with no steps")?.step;
+    let max_loss = rows.iter().map(|r| r.loss).fold(0.0, f64::max);
+    plot(720, 520, |root| {
+        let (top, bottom) = root.split_vertically(260);
+        let mut loss = ChartBuilder::on(&top)
+            .caption(
+                format!("{task}: training loss (label-smoothed, per token)"),
+                (FONT, 16),
+            )
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0f64..last, 0f64..max_loss * 1.05)?;
+        loss.configure_mesh()
+            .y_desc("loss (nats)")
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .light_line_style(BLACK.mix(0.05))
+            .draw()?;
+        loss.draw_series(LineSeries::new(
+            rows.iter().map(|r| (r.step, r.loss)),
+            PALETTE[0].stroke_width(1),
+        ))?;
+        let mut acc = ChartBuilder::on(&bottom)
+            .caption(format!("{task}: held-out pairs"), (FONT, 16))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0f64..last, 0f64..100f64)?;
+        acc.configure_mesh()
+            .x_desc("training step")
+            .y_desc("%")
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .light_line_style(BLACK.mix(0.05))
+            .draw()?;
+        let evaluated: Vec<(f64, (f64, f64))> = rows
+            .iter()
+            .filter_map(|r| r.held_out.map(|h| (r.step, h)))
+            .collect();
+        for (c, (label, pick)) in [
+            ("exact match (greedy)", 0usize),
+            ("token accuracy (teacher forcing)", 1),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let color = PALETTE[c + 1];
+            let points: Vec<(f64, f64)> = evaluated
+                .iter()
+                .map(|&(s, (e, t))| (s, 100.0 * if pick == 0 { e } else { t }))
+                .collect();
+            acc.draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
+                .label(label)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+            acc.draw_series(
+                points
+                    .into_iter()
+                    .map(|p| Circle::new(p, 3, color.filled())),
+            )?;
+        }
+        legend_at(&mut acc, SeriesLabelPosition::LowerRight)
+    })
 }
 
 #[cfg(test)]
