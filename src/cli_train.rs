@@ -10,7 +10,9 @@ use std::time::Instant;
 use aiayn::config::{Config, Positional};
 use aiayn::decode::greedy;
 use aiayn::train::evaluate::{evaluate, Metrics};
-use aiayn::train::state::{load_model, load_trainer, save_trainer, RunInfo};
+use aiayn::train::state::{
+    average as average_checkpoints, load_model, load_trainer, save_model, save_trainer, RunInfo,
+};
 use aiayn::train::tasks::{Task, BOS, EOS};
 use aiayn::train::trainer::{BatchStream, TrainOptions, Trainer};
 use aiayn::Transformer;
@@ -404,5 +406,17 @@ pub fn translate(checkpoint: &Path) -> Result<ExitCode, CliError> {
         writeln!(out, "{}", task.vocab.decode(&hyp))
             .map_err(|e| usage(format!("standard output: {e}")))?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn average(checkpoints: &[PathBuf], out: &Path) -> Result<ExitCode, CliError> {
+    let (model, info, step) = average_checkpoints(checkpoints).map_err(|e| usage(e.to_string()))?;
+    save_model(out, &model, &info, step).map_err(|e| usage(e.to_string()))?;
+    println!(
+        "averaged {} checkpoints of `{}` (last step {step}) into {}",
+        checkpoints.len(),
+        info.task,
+        out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

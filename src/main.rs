@@ -65,6 +65,15 @@ enum Command {
     ///
     /// Writes a CSV log and checkpoints (safetensors) to --out; prints held-out metrics.
     Train(Box<cli_train::TrainArgs>),
+    /// Average the parameters of several checkpoints of one run (§6.1) into a new checkpoint.
+    Average {
+        /// Checkpoints written by `aiayn train`, all of the same model.
+        #[arg(required = true)]
+        checkpoints: Vec<PathBuf>,
+        /// Where to write the averaged model.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Translate sentences read from standard input, one a line, with a trained checkpoint.
     Translate {
         /// A checkpoint written by `aiayn train`.
@@ -96,6 +105,7 @@ fn main() -> ExitCode {
         Command::Verify { files } => cli::verify(&files),
         Command::Train(args) => cli_train::train(&args),
         Command::Translate { checkpoint } => cli_train::translate(&checkpoint),
+        Command::Average { checkpoints, out } => cli_train::average(&checkpoints, &out),
     };
     match result {
         Ok(code) => code,

@@ -247,3 +247,55 @@ fn the_learning_rate_is_eq3_times_lr_scale() {
         }
     }
 }
+
+#[test]
+fn averaging_copies_of_one_checkpoint_returns_it_and_averaging_is_linear() {
+    use aiayn::train::state::{average, save_model};
+    let task = Task::by_name("copy", 1).unwrap();
+    let dir = scratch("average");
+    let a = tiny_trainer(&task, 1);
+    let mut b = tiny_trainer(&task, 1);
+    run(&mut b, &task, 3);
+    let (pa, pb) = (dir.join("a.safetensors"), dir.join("b.safetensors"));
+    save_trainer(&pa, &a, &info(&task)).unwrap();
+    save_model(&pb, &b.model, &info(&task), 3).unwrap();
+    let (same, same_info, step) = average(&[pa.clone(), pa.clone(), pa.clone()]).unwrap();
+    assert_eq!(
+        (bits(&same), same_info, step),
+        (bits(&a.model), info(&task), 0)
+    );
+    let (mean, _, step) = average(&[pa.clone(), pb.clone()]).unwrap();
+    assert_eq!(step, 3, "the last step of the averaged checkpoints");
+    for ((pm, px), py) in mean
+        .params()
+        .iter()
+        .zip(a.model.params())
+        .zip(b.model.params())
+    {
+        for ((&m, &x), &y) in pm.data.iter().zip(px.data).zip(py.data) {
+            let want = (f64::from(x) + f64::from(y)) / 2.0;
+            assert!(
+                (f64::from(m) - want).abs() <= want.abs() * 1e-7,
+                "{}: {m} vs {want}",
+                pm.name
+            );
+        }
+    }
+    // another model's checkpoint is refused by name
+    let other = Task::by_name("translate", 1).unwrap();
+    let pc = dir.join("c.safetensors");
+    let mut other_info = info(&other);
+    other_info.vocab = other.vocab.len();
+    let model = Transformer::new(
+        &tiny_config(),
+        other.vocab.len(),
+        &mut StdRng::seed_from_u64(1),
+    )
+    .unwrap();
+    save_model(&pc, &model, &other_info, 1).unwrap();
+    let e = average(&[pa, pc]).unwrap_err().to_string();
+    assert!(
+        e.contains("c.safetensors") && e.contains("task") && e.contains("translate"),
+        "{e}"
+    );
+}

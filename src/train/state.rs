@@ -245,3 +245,95 @@ pub fn load_trainer(
     }
     Ok((trainer, info))
 }
+
+/// Writes `model` alone (no optimiser state) with `info`, as a checkpoint that `aiayn translate`
+/// and [`load_model`] read; `step` is recorded in the metadata.
+///
+/// # Errors
+/// As [`save`].
+pub fn save_model(
+    path: &Path,
+    model: &Transformer<f32>,
+    info: &RunInfo,
+    step: usize,
+) -> Result<(), CheckpointError> {
+    let options = TrainOptions {
+        p_drop: info.config.p_drop,
+        eps_ls: info.config.eps_ls,
+        warmup: info.config.warmup_steps,
+        lr_scale: 1.0,
+        batch_tokens: 0,
+        seed: 0,
+        threads: 1,
+    };
+    let mut trainer = Trainer::new(model.clone(), options);
+    trainer.step = step;
+    save_trainer(path, &trainer, info)
+}
+
+// ANCHOR: average
+/// Checkpoint averaging (§6.1): the mean of each parameter over the checkpoints in `paths`.
+/// The paper averages the last 5 checkpoints of the base models and the last 20 of the big ones.
+/// Sums are taken in f64, so averaging N copies of one checkpoint returns it bit for bit.
+///
+/// # Errors
+/// An unreadable checkpoint, or one whose task, vocabulary or sizes differ from the first's
+/// (named, with both values), so that no tensor is averaged with one of another shape.
+pub fn average(
+    paths: &[std::path::PathBuf],
+) -> Result<(Transformer<f32>, RunInfo, usize), CheckpointError> {
+    let Some((first, rest)) = paths.split_first() else {
+        return Err(CheckpointError::Format {
+            path: std::path::PathBuf::from("-"),
+            reason: "no checkpoints to average".to_string(),
+        });
+    };
+    let (mut model, info, ckpt) = load_model(first)?;
+    let mut step: usize = ckpt.meta_parse(first, "step")?;
+    let mut sums: Vec<Vec<f64>> = model
+        .params()
+        .iter()
+        .map(|p| p.data.iter().map(|&x| f64::from(x)).collect())
+        .collect();
+    for path in rest {
+        let (other, other_info, other_ckpt) = load_model(path)?;
+        for (key, a, b) in [
+            ("task", info.task.clone(), other_info.task.clone()),
+            (
+                "vocab",
+                info.vocab.to_string(),
+                other_info.vocab.to_string(),
+            ),
+            (
+                "sizes",
+                format!("{:?}", info.config),
+                format!("{:?}", other_info.config),
+            ),
+        ] {
+            if a != b {
+                return Err(CheckpointError::Meta {
+                    path: path.clone(),
+                    key: key.to_string(),
+                    problem: format!(
+                        "is {b}, but {} has {a}; only checkpoints of one model can be averaged",
+                        first.display()
+                    ),
+                });
+            }
+        }
+        step = step.max(other_ckpt.meta_parse(path, "step")?);
+        for (sum, p) in sums.iter_mut().zip(other.params()) {
+            for (s, &x) in sum.iter_mut().zip(p.data) {
+                *s += f64::from(x);
+            }
+        }
+    }
+    let n = paths.len() as f64;
+    for (sum, p) in sums.iter().zip(model.params_mut()) {
+        for (x, s) in p.data.iter_mut().zip(sum) {
+            *x = (s / n) as f32;
+        }
+    }
+    Ok((model, info, step))
+}
+// ANCHOR_END: average
