@@ -276,6 +276,25 @@ fn train_and_translate_refuse_bad_input_with_exit_2_and_a_named_problem() {
             vec!["translate", "/no/such/file.safetensors"],
             "/no/such/file.safetensors",
         ),
+        (
+            vec![
+                "average",
+                "/no/such/file.safetensors",
+                "--out",
+                "x.safetensors",
+            ],
+            "/no/such/file.safetensors",
+        ),
+        (
+            vec![
+                "average",
+                garbage.to_str().unwrap(),
+                "--out",
+                "x.safetensors",
+            ],
+            "garbage.safetensors",
+        ),
+        (vec!["average", "--out", "x.safetensors"], "<CHECKPOINTS>"),
     ];
     for (args, needle) in cases {
         let out = aiayn(&args);
