@@ -601,3 +601,21 @@ fn a_model_needs_a_vocabulary() {
         .expect_err("vocab 0");
     assert!(err.to_string().contains("vocab"), "{err}");
 }
+
+#[test]
+fn a_first_adam_step_with_a_gradient_of_size_eps_moves_half_the_learning_rate() {
+    // Step 1: m_hat = g and v_hat = g^2, so the update is lr g / (|g| + eps); with g = eps it
+    // is lr / 2. (eps subtracted instead would divide by zero.)
+    let mut p = dmatrix![1.0];
+    let g = dmatrix![1e-9];
+    Adam::<f64>::paper().step(&mut [&mut p], &[&g], 0.5);
+    assert_relative_eq!(p[(0, 0)], 1.0 - 0.25, max_relative = 1e-12);
+}
+
+#[test]
+fn the_sample_variance_divides_by_n_minus_1() {
+    // mean of (1, 2, 3, 6) is 3; squared deviations 4 + 1 + 0 + 9 = 14; 14 / 3.
+    let (mean, variance) = aiayn::attention::sample_moments(&[1.0, 2.0, 3.0, 6.0]);
+    assert_abs_diff_eq!(mean, 3.0, epsilon = 1e-15);
+    assert_abs_diff_eq!(variance, 14.0 / 3.0, epsilon = 1e-15);
+}

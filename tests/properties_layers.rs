@@ -182,7 +182,8 @@ proptest! {
         ((mut f, x), c) in (ffn_and_input(), 0.01..100.0f64)
     ) {
         // max(0, c z) = c max(0, z) for c > 0, and the rest is linear: FFN(c x) = c FFN(x)
-        // when b_1 = b_2 = 0. (A leaky or smooth activation would break this.)
+        // when b_1 = b_2 = 0. A smooth activation (GELU, tanh) would break this; a leaky ReLU
+        // would not, and `ffn_whose_relu_never_fires_outputs_b_2` is what tells the two apart.
         f.b_1.fill(0.0);
         f.b_2.fill(0.0);
         let y = f.forward(&x);

@@ -12,11 +12,13 @@ use aiayn::embedding::Embedding;
 use aiayn::encoder::{Encoder, EncoderLayer};
 use aiayn::feed_forward::FeedForward;
 use aiayn::layer_norm::LayerNorm;
+use aiayn::mask::Mask;
 use aiayn::multi_head::MultiHeadAttention;
 use aiayn::positional::PositionalEncoding;
 use aiayn::sublayer::NormPlacement;
 use aiayn::Transformer;
 use approx::assert_abs_diff_eq;
+use nalgebra::DMatrix;
 use properties_support::{
     config, max_abs_diff, rng, scramble, scramble_ffn, scramble_norm, uniform_row,
 };
@@ -291,6 +293,16 @@ proptest! {
     ) {
         let log_p = model.forward(&src, &tgt, None);
         prop_assert_eq!(log_p.shape(), (tgt.len(), model.embedding.vocab()));
+        // The scores come from the shared matrix: log p_j - log p_k = y . (E_j - E_k) for the
+        // decoder output y of the position, whatever the normalisation.
+        let y = model.decode(&tgt, &model.encode(&src, None), None);
+        let e = &model.embedding.weight;
+        for (i, row) in log_p.row_iter().enumerate() {
+            for j in 1..row.len() {
+                let want = y.row(i).dot(&(e.row(j) - e.row(0)));
+                assert_abs_diff_eq!(row[j] - row[0], want, epsilon = 1e-9 * (1.0 + want.abs()));
+            }
+        }
         for row in log_p.row_iter() {
             prop_assert!(row.iter().all(|&l| l <= 1e-12));
             // logsumexp, computed here the stable way: max + ln sum exp(l - max).
@@ -409,5 +421,33 @@ proptest! {
         // Config::param_counts works from sizes alone; num_params walks the built model.
         let model = Transformer::<f64>::new(&config, vocab, &mut rng(0)).expect("valid config");
         prop_assert_eq!(config.param_counts(vocab).total, model.num_params());
+    }
+}
+
+proptest! {
+    #![proptest_config(config(REGRESSIONS))]
+
+    /// Figure 1: each stack reads the scaled embeddings *plus* the positional encodings of
+    /// their positions (§3.4, §3.5), with the source padding masked and the target causal.
+    // verifies: eq:positional, eq:embedding (property)
+    #[test]
+    fn encode_and_decode_add_positional_encodings_to_the_scaled_embeddings(
+        ((model, _), src, tgt) in small_model().prop_flat_map(|(m, vocab)| (
+            Just((m, vocab)),
+            tokens(vocab, 1..=8),
+            tokens(vocab, 1..=8),
+        ))
+    ) {
+        let d = model.embedding.d_model() as f64;
+        let rows = |ids: &[usize]| {
+            DMatrix::from_fn(ids.len(), model.embedding.d_model(), |i, j| model.embedding.weight[(ids[i], j)] * d.sqrt())
+        };
+        let x = rows(&src) + model.positional.encode(src.len());
+        let memory = model.encode(&src, None);
+        assert_abs_diff_eq!(memory, model.encoder.forward(&x, None), epsilon = 1e-12);
+        let y = rows(&tgt) + model.positional.encode(tgt.len());
+        let causal = Mask::causal(tgt.len());
+        let out = model.decode(&tgt, &memory, None);
+        assert_abs_diff_eq!(out, model.decoder.forward(&y, &memory, Some(&causal), None), epsilon = 1e-12);
     }
 }

@@ -219,5 +219,10 @@ proptest! {
         for i in (0..mha.h).filter(|&i| i != head) {
             assert_abs_diff_eq!(&b.weights[i], &a.weights[i], epsilon = 1e-14);
         }
+        // ... and the changed head's weights do move, when there are two keys to choose from
+        // (over one key every softmax is 1).
+        if memory.nrows() >= 2 {
+            prop_assert!(properties_support::max_abs_diff(&b.weights[head], &a.weights[head]) > 1e-9);
+        }
     }
 }

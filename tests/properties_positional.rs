@@ -68,6 +68,12 @@ proptest! {
     fn every_encoding_lies_in_minus_one_to_one((n, d_model) in (1..=512usize, 1..=64usize)) {
         let pe = sinusoidal::<f64>(n, d_model);
         prop_assert!(pe.iter().all(|x| x.abs() <= 1.0));
+        // and the range is used: column 0 is sin(pos), which over pos = 0..=8 reaches
+        // sin 8 = 0.989 and sin 5 = -0.959.
+        if n >= 9 {
+            let col = pe.column(0);
+            prop_assert!(col.max() >= 0.98 && col.min() <= -0.95, "{} {}", col.max(), col.min());
+        }
     }
 
     #[test]
@@ -175,8 +181,24 @@ proptest! {
         (table, n) in (1..=16usize, 1..=16usize)
             .prop_flat_map(|(max_len, d)| (matrix(max_len, d, -1.0, 1.0), 0..=max_len))
     ) {
+        // Position i reads row i of the table and nothing else: changing row j moves exactly
+        // output row j when j < n, and nothing when j >= n.
         let learned = PositionalEncoding::Learned { table: table.clone() };
-        assert_abs_diff_eq!(learned.encode(n), table.rows(0, n).into_owned(), epsilon = 0.0);
+        let before = learned.encode(n);
+        prop_assert_eq!(before.shape(), (n, table.ncols()));
+        for j in 0..table.nrows() {
+            let mut changed = table.clone();
+            changed.row_mut(j).add_scalar_mut(1.0);
+            let after = PositionalEncoding::Learned { table: changed }.encode(n);
+            for i in 0..n {
+                let moved = (after.row(i) - before.row(i)).norm();
+                if i == j {
+                    assert_abs_diff_eq!(moved, (table.ncols() as f64).sqrt(), epsilon = 1e-12);
+                } else {
+                    prop_assert_eq!(moved, 0.0);
+                }
+            }
+        }
         prop_assert_eq!(learned.num_params(), table.len());
     }
 }
