@@ -5,7 +5,8 @@
 //! Metadata keys (all strings): `format` (`aiayn-checkpoint/1`), `task`, `data_seed`, `seed`,
 //! `step`, `adam_t`, `vocab`, the model's sizes (`n_layers`, `d_model`, `d_ff`, `h`, `d_k`,
 //! `d_v`, `positional`, `max_len`, `attention_bias`, `layer_norm_eps`, `placement`) and the run's
-//! options (`p_drop`, `eps_ls`, `warmup`, `lr_scale`, `batch_tokens`). Tensors: every parameter
+//! options (`p_drop`, `eps_ls`, `warmup`, `lr_scale`, `batch_tokens`), and `resumable` (false for
+//! a model saved without its training state, such as an average). Tensors: every parameter
 //! under its name (see [`crate::params`]), and `adam.m.<name>`, `adam.v.<name>` once Adam has
 //! taken a step.
 
@@ -54,6 +55,17 @@ pub fn save_trainer(
     trainer: &Trainer<f32>,
     info: &RunInfo,
 ) -> Result<(), CheckpointError> {
+    save_trainer_with(path, trainer, info, true)
+}
+
+/// [`save_trainer`], marking whether the file holds a run's whole state (`resumable`) or a
+/// model alone.
+fn save_trainer_with(
+    path: &Path,
+    trainer: &Trainer<f32>,
+    info: &RunInfo,
+    resumable: bool,
+) -> Result<(), CheckpointError> {
     let params = trainer.model.params();
     let (m, v) = trainer.adam.moments();
     let mut tensors = Vec::with_capacity(3 * params.len());
@@ -79,6 +91,7 @@ pub fn save_trainer(
         ("warmup", o.warmup.to_string()),
         ("lr_scale", o.lr_scale.to_string()),
         ("batch_tokens", o.batch_tokens.to_string()),
+        ("resumable", resumable.to_string()),
     ] {
         metadata.insert(k.to_string(), val);
     }
@@ -222,6 +235,15 @@ pub fn load_trainer(
     threads: usize,
 ) -> Result<(Trainer<f32>, RunInfo), CheckpointError> {
     let (model, info, ckpt) = load_model(path)?;
+    if !ckpt.meta_parse::<bool>(path, "resumable")? {
+        return Err(CheckpointError::Meta {
+            path: path.to_path_buf(),
+            key: "resumable".to_string(),
+            problem: "is false: the file holds a model without its training state (an average, \
+                      or an export), so no run can resume from it"
+                .to_string(),
+        });
+    }
     let options = TrainOptions {
         p_drop: ckpt.meta_parse(path, "p_drop")?,
         eps_ls: ckpt.meta_parse(path, "eps_ls")?,
@@ -268,7 +290,7 @@ pub fn save_model(
     };
     let mut trainer = Trainer::new(model.clone(), options);
     trainer.step = step;
-    save_trainer(path, &trainer, info)
+    save_trainer_with(path, &trainer, info, false)
 }
 
 // ANCHOR: average
