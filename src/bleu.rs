@@ -164,7 +164,12 @@ pub fn tokenize_13a(line: &str) -> String {
     // A period or comma before a non-digit: ".x" -> " . x".
     let s = split_pairs(&s, period_or_comma, not_digit, Spacing::Before);
     // A hyphen after a digit: "9-" -> "9 - ".
-    let s = split_pairs(&s, |c: char| c.is_ascii_digit(), |c| c == '-', Spacing::After);
+    let s = split_pairs(
+        &s,
+        |c: char| c.is_ascii_digit(),
+        |c| c == '-',
+        Spacing::After,
+    );
     let s: String = s.into_iter().collect();
     let words: Vec<&str> = split_python_whitespace(&s).collect();
     words.join(" ")
@@ -335,12 +340,14 @@ pub fn corpus_bleu(hypotheses: &[&str], references: &[&str]) -> Result<BleuScore
     let mut score = 0.0;
     if total.counts.iter().any(|&m| m > 0) {
         let mut smooth = 1.0; // 2^k after the k-th order without a match
-        for n in 0..MAX_ORDER {
-            let (matches, grams) = (total.counts[n], total.totals[n]);
+        for (p_n, (&matches, &grams)) in precisions
+            .iter_mut()
+            .zip(total.counts.iter().zip(&total.totals))
+        {
             if grams == 0 {
                 break; // no n-grams at this order or above: p_n stays 0
             }
-            precisions[n] = if matches == 0 {
+            *p_n = if matches == 0 {
                 smooth *= 2.0;
                 100.0 / (smooth * grams as f64)
             } else {

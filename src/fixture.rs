@@ -1503,7 +1503,10 @@ fn run(
                 .map_err(|e| f.err("inputs.references", e.to_string()))?;
             let as_f64 = |xs: [usize; 4]| xs.iter().map(|&x| x as f64).collect();
             out.insert("score".into(), Tensor::scalar(s.score));
-            out.insert("precisions".into(), Tensor::new(vec![4], s.precisions.to_vec()));
+            out.insert(
+                "precisions".into(),
+                Tensor::new(vec![4], s.precisions.to_vec()),
+            );
             out.insert("bp".into(), Tensor::scalar(s.bp));
             out.insert("sys_len".into(), Tensor::scalar(s.sys_len as f64));
             out.insert("ref_len".into(), Tensor::scalar(s.ref_len as f64));

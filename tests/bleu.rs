@@ -93,8 +93,14 @@ fn different_numbers_of_sentences_are_an_error_naming_both() {
 fn tokenize_13a_matches_sacrebleu_on_known_strings() {
     for (line, want) in [
         ("Hello, world!", "Hello , world !"),
-        ("It costs $1,000.5 (or more).", "It costs $ 1,000.5 ( or more ) ."),
-        ("on 2017-06-12, at 10:30.", "on 2017 - 06 - 12 , at 10 : 30 ."),
+        (
+            "It costs $1,000.5 (or more).",
+            "It costs $ 1,000.5 ( or more ) .",
+        ),
+        (
+            "on 2017-06-12, at 10:30.",
+            "on 2017 - 06 - 12 , at 10 : 30 .",
+        ),
         ("well-known e.g. U.S.A.", "well-known e . g . U . S . A ."),
         ("'quoted' \"double\"", "'quoted' \" double \""),
         ("a_b {c} [d] ~e | f/g", "a _ b { c } [ d ] ~ e | f / g"),
@@ -104,7 +110,10 @@ fn tokenize_13a_matches_sacrebleu_on_known_strings() {
         ("x <skipped> y", "x y"),
         ("line-\nbreak\nhere", "linebreak here"),
         ("Café 我喜欢猫。 😀!", "Café 我喜欢猫。 😀 !"),
-        ("tab\tnbsp\u{a0}ideographic\u{3000}sep\u{1f}end", "tab nbsp ideographic sep end"),
+        (
+            "tab\tnbsp\u{a0}ideographic\u{3000}sep\u{1f}end",
+            "tab nbsp ideographic sep end",
+        ),
         ("   ", ""),
     ] {
         assert_eq!(tokenize_13a(line), want, "{line:?}");

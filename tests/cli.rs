@@ -325,7 +325,10 @@ fn bleu_prints_sacrebleus_line_and_json() {
     assert_eq!(v["counts"], serde_json::json!([4, 3, 2, 1]));
     assert_eq!(v["totals"], serde_json::json!([5, 4, 3, 2]));
     assert_eq!(v["precisions"][0], 80.0);
-    assert_eq!((v["sys_len"].as_u64(), v["ref_len"].as_u64()), (Some(5), Some(5)));
+    assert_eq!(
+        (v["sys_len"].as_u64(), v["ref_len"].as_u64()),
+        (Some(5), Some(5))
+    );
     assert_eq!(v["bp"], 1.0);
 }
 
@@ -333,17 +336,17 @@ fn bleu_prints_sacrebleus_line_and_json() {
 fn bleu_reads_crlf_files_and_empty_lines() {
     let paths = bleu_files(
         "bleu-crlf",
-        &[
-            ("ref.txt", b"a b c d\r\n\r\n"),
-            ("hyp.txt", b"a b c d\n\n"),
-        ],
+        &[("ref.txt", b"a b c d\r\n\r\n"), ("hyp.txt", b"a b c d\n\n")],
     );
     let out = aiayn(&["bleu", &paths[0], &paths[1], "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
     // exp(log 100) is 100 only to rounding, in sacreBLEU too.
     assert!((v["score"].as_f64().unwrap() - 100.0).abs() < 1e-12);
-    assert_eq!((v["sys_len"].as_u64(), v["ref_len"].as_u64()), (Some(4), Some(4)));
+    assert_eq!(
+        (v["sys_len"].as_u64(), v["ref_len"].as_u64()),
+        (Some(4), Some(4))
+    );
 }
 
 #[test]
@@ -371,7 +374,10 @@ fn bleu_input_problems_exit_2_naming_the_file_and_line() {
             format!("cannot read {missing}"),
         ),
         (vec!["bleu", &paths[0]], "REF".to_string()),
-        (vec!["bleu", &paths[0], &paths[0], "--bogus"], "--bogus".to_string()),
+        (
+            vec!["bleu", &paths[0], &paths[0], "--bogus"],
+            "--bogus".to_string(),
+        ),
     ] {
         let out = aiayn(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
