@@ -188,3 +188,57 @@ pub fn verify(files: &[PathBuf]) -> Result<ExitCode, CliError> {
         0
     }))
 }
+
+/// The lines of a text file, each without its line break (`\n` or `\r\n`); a final line break
+/// does not start another line.
+fn read_lines(path: &Path) -> Result<Vec<String>, CliError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| CliError::usage(format!("cannot read {}: {e}", path.display())))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let valid = e.utf8_error().valid_up_to();
+        let line = bytes[..valid].iter().filter(|&&b| b == b'\n').count() + 1;
+        CliError::usage(format!(
+            "{}: line {line} is not valid UTF-8",
+            path.display()
+        ))
+    })?;
+    Ok(text.lines().map(str::to_string).collect())
+}
+
+pub fn bleu(reference: &Path, hypothesis: &Path, json: bool) -> Result<ExitCode, CliError> {
+    let references = read_lines(reference)?;
+    let hypotheses = read_lines(hypothesis)?;
+    if references.len() != hypotheses.len() {
+        return Err(CliError::usage(format!(
+            "{} has {} lines but {} has {}: one hypothesis per reference line is needed",
+            reference.display(),
+            references.len(),
+            hypothesis.display(),
+            hypotheses.len()
+        )));
+    }
+    let references: Vec<&str> = references.iter().map(String::as_str).collect();
+    let hypotheses: Vec<&str> = hypotheses.iter().map(String::as_str).collect();
+    let score = aiayn::bleu::corpus_bleu(&hypotheses, &references)
+        .map_err(|e| CliError::usage(e.to_string()))?;
+    if json {
+        let value = serde_json::json!({
+            "score": score.score,
+            "precisions": score.precisions,
+            "bp": score.bp,
+            "ratio": score.ratio(),
+            "sys_len": score.sys_len,
+            "ref_len": score.ref_len,
+            "counts": score.counts,
+            "totals": score.totals,
+            "tokenize": "13a",
+            "smooth": "exp",
+        });
+        let text = serde_json::to_string_pretty(&value).expect("plain values serialise");
+        println!("{text}");
+    } else {
+        println!("{score}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

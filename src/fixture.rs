@@ -10,7 +10,8 @@
 //! shares no code with the backward passes. A tensor that feeds several inputs of an op
 //! (self-attention's `x` as query, key and value) is stored once under `tied_inputs`, and its
 //! gradient is the total derivative: the backward check sums the slots' gradients, and the
-//! finite difference moves the tensor in every slot together.
+//! finite difference moves the tensor in every slot together. An op on text (BLEU) takes its
+//! inputs as lists of strings, kept apart from the tensors in [`Fixture::text_inputs`].
 //!
 //! Every problem with a file is a [`FixtureError`] naming the file and the field: a missing
 //! key, a wrong shape, a NaN, an unknown op. Nothing here panics on bad input.
@@ -44,7 +45,7 @@ mod backward;
 pub const FORMAT: &str = "aiayn-fixture/1";
 
 /// The ops a fixture may name.
-pub const OPS: [&str; 12] = [
+pub const OPS: [&str; 13] = [
     "softmax",
     "attention",
     "multi_head_attention",
@@ -57,6 +58,7 @@ pub const OPS: [&str; 12] = [
     "label_smoothing",
     "adam",
     "param_count",
+    "bleu",
 ];
 
 /// The inputs of an op: first those a tied tensor may feed (the vectors per position, or the
@@ -147,6 +149,9 @@ pub struct Fixture {
     pub description: String,
     pub config: serde_json::Map<String, Value>,
     pub inputs: BTreeMap<String, Tensor>,
+    /// Inputs that are lists of strings rather than tensors (the sentences of `bleu`): in the
+    /// file, an entry of `inputs` whose value is a JSON array of strings.
+    pub text_inputs: BTreeMap<String, Vec<String>>,
     /// Tied inputs: the tensor `inputs[name]` feeds every listed input slot of the op (self-
     /// attention's one `x` as `query`, `key` and `value`). Empty when the file has none.
     pub tied_inputs: BTreeMap<String, Vec<String>>,
@@ -307,7 +312,7 @@ pub fn parse(path: &Path, json: &Value) -> Result<Fixture, FixtureError> {
             })
         }
     };
-    let inputs = p.tensors(top, "inputs", "")?;
+    let (inputs, text_inputs) = p.inputs(top)?;
     let tied_inputs = p.tied_inputs(top, &op, &inputs)?;
     Ok(Fixture {
         path: path.to_path_buf(),
@@ -328,6 +333,7 @@ pub fn parse(path: &Path, json: &Value) -> Result<Fixture, FixtureError> {
             .transpose()?
             .unwrap_or_default(),
         inputs,
+        text_inputs,
         tied_inputs,
         params: if top.contains_key("params") {
             p.tensors(top, "params", "")?
@@ -493,6 +499,45 @@ impl Parser<'_> {
             abs: get("abs")?,
             rel: get("rel")?,
         })
+    }
+
+    /// The `inputs` object: tensors, and lists of strings (a JSON array whose every element is
+    /// a string) apart.
+    #[allow(clippy::type_complexity)]
+    fn inputs(
+        &self,
+        obj: &serde_json::Map<String, Value>,
+    ) -> Result<(BTreeMap<String, Tensor>, BTreeMap<String, Vec<String>>), FixtureError> {
+        let map = obj
+            .get("inputs")
+            .ok_or_else(|| self.err("inputs", "missing".into()))?
+            .as_object()
+            .ok_or_else(|| {
+                self.err(
+                    "inputs",
+                    "must be an object of tensors or lists of strings".into(),
+                )
+            })?;
+        let (mut tensors, mut texts) = (BTreeMap::new(), BTreeMap::new());
+        for (name, value) in map {
+            let field = format!("inputs.{name}");
+            match value.as_array() {
+                Some(items) => {
+                    let mut lines = Vec::with_capacity(items.len());
+                    for (i, item) in items.iter().enumerate() {
+                        let line = item.as_str().ok_or_else(|| {
+                            self.err(&field, format!("element {i} is {item}, not a string"))
+                        })?;
+                        lines.push(line.to_string());
+                    }
+                    texts.insert(name.clone(), lines);
+                }
+                None => {
+                    tensors.insert(name.clone(), self.tensor(value, &field)?);
+                }
+            }
+        }
+        Ok((tensors, texts))
     }
 
     fn tensors(
@@ -1442,6 +1487,31 @@ fn run(
             }
             out.insert("params".into(), Tensor::stack(params_after));
             out.insert("lr".into(), Tensor::new(vec![steps], lrs));
+        }
+        "bleu" => {
+            let text = |name: &str| {
+                f.text_inputs.get(name).ok_or_else(|| {
+                    f.err(
+                        &format!("inputs.{name}"),
+                        "missing: a list of strings, one sentence each".into(),
+                    )
+                })
+            };
+            let hypotheses: Vec<&str> = text("hypotheses")?.iter().map(String::as_str).collect();
+            let references: Vec<&str> = text("references")?.iter().map(String::as_str).collect();
+            let s = crate::bleu::corpus_bleu(&hypotheses, &references)
+                .map_err(|e| f.err("inputs.references", e.to_string()))?;
+            let as_f64 = |xs: [usize; 4]| xs.iter().map(|&x| x as f64).collect();
+            out.insert("score".into(), Tensor::scalar(s.score));
+            out.insert(
+                "precisions".into(),
+                Tensor::new(vec![4], s.precisions.to_vec()),
+            );
+            out.insert("bp".into(), Tensor::scalar(s.bp));
+            out.insert("sys_len".into(), Tensor::scalar(s.sys_len as f64));
+            out.insert("ref_len".into(), Tensor::scalar(s.ref_len as f64));
+            out.insert("counts".into(), Tensor::new(vec![4], as_f64(s.counts)));
+            out.insert("totals".into(), Tensor::new(vec![4], as_f64(s.totals)));
         }
         "param_count" => {
             let config = crate::config::Config {

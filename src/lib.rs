@@ -15,12 +15,14 @@
 //! | §3.4 embeddings and softmax | [`embedding`] |
 //! | §3.5 positional encoding | [`positional`] |
 //! | §5 training: Eq. 3, Adam, label smoothing | [`train`] |
+//! | §6.1 BLEU, as sacreBLEU computes it | [`bleu`] |
 //! | §6.2 Table 3 | [`config`] |
 //!
 //! With the `io` feature (on by default), [`checkpoint`] saves and loads parameters and
 //! training state as safetensors files.
 
 pub mod attention;
+pub mod bleu;
 pub mod config;
 pub mod decode;
 pub mod decoder;

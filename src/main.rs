@@ -1,5 +1,5 @@
-//! The `aiayn` command: serve or build the book, count parameters, verify fixtures, train and
-//! translate.
+//! The `aiayn` command: serve or build the book, count parameters, verify fixtures, score BLEU,
+//! train and translate.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,6 +61,20 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Corpus BLEU of a file of translations against a file of references, as sacreBLEU's
+    /// default computes it (13a tokenisation, exp smoothing); one sentence per line.
+    ///
+    /// Exit status: 0 with the score printed, 2 when a file is unreadable, not UTF-8, or the
+    /// two files have different numbers of lines.
+    Bleu {
+        /// The reference translations, one a line.
+        reference: PathBuf,
+        /// The system's translations, line i translating the same sentence as reference line i.
+        hypothesis: PathBuf,
+        /// Print a JSON object (score, precisions, bp, sys_len, ref_len, counts, totals).
+        #[arg(long)]
+        json: bool,
+    },
     /// Train the book's model on a synthetic task (§5).
     ///
     /// Writes a CSV log and checkpoints (safetensors) to --out; prints held-out metrics.
@@ -103,6 +117,11 @@ fn main() -> ExitCode {
             json,
         } => cli::params(&config, vocab, attention_bias, json),
         Command::Verify { files } => cli::verify(&files),
+        Command::Bleu {
+            reference,
+            hypothesis,
+            json,
+        } => cli::bleu(&reference, &hypothesis, json),
         Command::Train(args) => cli_train::train(&args),
         Command::Translate { checkpoint } => cli_train::translate(&checkpoint),
         Command::Average { checkpoints, out } => cli_train::average(&checkpoints, &out),

@@ -307,3 +307,100 @@ fn train_and_translate_refuse_bad_input_with_exit_2_and_a_named_problem() {
         );
     }
 }
+
+/// Writes each (name, bytes) into a fresh scratch directory and returns the paths as strings.
+fn bleu_files(dir: &str, files: &[(&str, &[u8])]) -> Vec<String> {
+    let dir = scratch(dir);
+    files
+        .iter()
+        .map(|(name, bytes)| {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes).expect("scratch file");
+            path.to_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn bleu_prints_sacrebleus_line_and_json() {
+    let paths = bleu_files(
+        "bleu-ok",
+        &[
+            ("ref.txt", b"the cat sat down .\n"),
+            ("hyp.txt", b"the cat sat down today\n"),
+        ],
+    );
+    let out = aiayn(&["bleu", &paths[0], &paths[1]]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The line the results chapter shows.
+    assert_eq!(
+        stdout(&out),
+        "BLEU = 66.87 80.0/75.0/66.7/50.0 (BP = 1.000 ratio = 1.000 hyp_len = 5 ref_len = 5)\n"
+    );
+    let out = aiayn(&["bleu", &paths[0], &paths[1], "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).expect("valid JSON");
+    assert!((v["score"].as_f64().unwrap() - 100.0 * 0.2f64.powf(0.25)).abs() < 1e-12);
+    assert_eq!(v["counts"], serde_json::json!([4, 3, 2, 1]));
+    assert_eq!(v["totals"], serde_json::json!([5, 4, 3, 2]));
+    assert_eq!(v["precisions"][0], 80.0);
+    assert_eq!(
+        (v["sys_len"].as_u64(), v["ref_len"].as_u64()),
+        (Some(5), Some(5))
+    );
+    assert_eq!(v["bp"], 1.0);
+}
+
+#[test]
+fn bleu_reads_crlf_files_and_empty_lines() {
+    let paths = bleu_files(
+        "bleu-crlf",
+        &[("ref.txt", b"a b c d\r\n\r\n"), ("hyp.txt", b"a b c d\n\n")],
+    );
+    let out = aiayn(&["bleu", &paths[0], &paths[1], "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    // exp(log 100) is 100 only to rounding, in sacreBLEU too.
+    assert!((v["score"].as_f64().unwrap() - 100.0).abs() < 1e-12);
+    assert_eq!(
+        (v["sys_len"].as_u64(), v["ref_len"].as_u64()),
+        (Some(4), Some(4))
+    );
+}
+
+#[test]
+fn bleu_input_problems_exit_2_naming_the_file_and_line() {
+    let paths = bleu_files(
+        "bleu-bad",
+        &[
+            ("ref.txt", b"one\ntwo\nthree\n"),
+            ("two.txt", b"one\ntwo\n"),
+            ("latin1.txt", b"one\ntwo\ncaf\xe9\n"),
+        ],
+    );
+    let missing = format!("{}.missing", paths[0]);
+    for (args, want) in [
+        (
+            vec!["bleu", &paths[0], &paths[1]],
+            format!("{} has 3 lines but {} has 2", paths[0], paths[1]),
+        ),
+        (
+            vec!["bleu", &paths[0], &paths[2]],
+            format!("{}: line 3 is not valid UTF-8", paths[2]),
+        ),
+        (
+            vec!["bleu", &missing, &paths[0]],
+            format!("cannot read {missing}"),
+        ),
+        (vec!["bleu", &paths[0]], "REF".to_string()),
+        (
+            vec!["bleu", &paths[0], &paths[0], "--bogus"],
+            "--bogus".to_string(),
+        ),
+    ] {
+        let out = aiayn(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(&want), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"), "{args:?}");
+    }
+}
