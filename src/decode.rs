@@ -261,7 +261,10 @@ impl<T: RealField + Copy> Search<T> {
     // ANCHOR_END: beam_search
 
     fn check(&self) {
-        assert!(self.beam >= 1, "beam search: the beam size must be at least 1");
+        assert!(
+            self.beam >= 1,
+            "beam search: the beam size must be at least 1"
+        );
         assert!(
             self.alpha >= T::zero(),
             "beam search: alpha = {} must be a number >= 0",

@@ -66,9 +66,18 @@ enum Command {
     /// Writes a CSV log and checkpoints (safetensors) to --out; prints held-out metrics.
     Train(Box<cli_train::TrainArgs>),
     /// Translate sentences read from standard input, one a line, with a trained checkpoint.
+    ///
+    /// Beam search as in §6.1: a beam of --beam hypotheses, ranked by log-probability over the
+    /// length penalty ((5 + |Y|) / 6)^alpha, at most the input length + 50 tokens.
     Translate {
         /// A checkpoint written by `aiayn train`.
         checkpoint: PathBuf,
+        /// Beam size (1 = greedy decoding).
+        #[arg(long, default_value_t = 4)]
+        beam: usize,
+        /// The length penalty's alpha (0 = none).
+        #[arg(long, default_value_t = 0.6, allow_negative_numbers = true)]
+        alpha: f64,
     },
 }
 
@@ -95,7 +104,11 @@ fn main() -> ExitCode {
         } => cli::params(&config, vocab, attention_bias, json),
         Command::Verify { files } => cli::verify(&files),
         Command::Train(args) => cli_train::train(&args),
-        Command::Translate { checkpoint } => cli_train::translate(&checkpoint),
+        Command::Translate {
+            checkpoint,
+            beam,
+            alpha,
+        } => cli_train::translate(&checkpoint, beam, alpha),
     };
     match result {
         Ok(code) => code,

@@ -143,7 +143,10 @@ impl<T: RealField + Copy> Transformer<T> {
     pub fn decode_step(&self, state: &mut DecoderState<T>, token: usize) -> RowDVector<T> {
         let t = state.position;
         let y = self.embedding.embed(&[token]) + self.positional.encode_position(t); // (1, d_model)
-        let memory_mask = state.src_padding.as_deref().map(|pad| Mask::padding(1, pad)); // (1, n_s)
+        let memory_mask = state
+            .src_padding
+            .as_deref()
+            .map(|pad| Mask::padding(1, pad)); // (1, n_s)
         let out = self
             .decoder
             .forward_step(&y, &mut state.layers, memory_mask.as_ref()); // (1, d_model)

@@ -147,8 +147,12 @@ fn length_penalty_matches_its_formula_on_hand_checked_values() {
     assert_eq!(length_penalty::<f64>(7, 1.0), 2.0); // 12 / 6
     assert_eq!(length_penalty::<f64>(7, 2.0), 4.0); // (12 / 6)^2
     approx::assert_relative_eq!(length_penalty::<f64>(19, 0.5), 2.0, epsilon = 1e-15); // sqrt(24 / 6)
-    approx::assert_relative_eq!(length_penalty::<f64>(4, 0.5), 1.5f64.sqrt(), epsilon = 1e-15); // sqrt(9 / 6)
-    // the paper's alpha at |Y| = 10: 2.5^0.6 = exp(0.6 ln 2.5) = exp(0.549 774)
+    approx::assert_relative_eq!(
+        length_penalty::<f64>(4, 0.5),
+        1.5f64.sqrt(),
+        epsilon = 1e-15
+    ); // sqrt(9 / 6)
+       // the paper's alpha at |Y| = 10: 2.5^0.6 = exp(0.6 ln 2.5) = exp(0.549 774)
     approx::assert_relative_eq!(length_penalty::<f64>(10, 0.6), 1.732_862_1, epsilon = 1e-7);
 }
 
