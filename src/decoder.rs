@@ -122,7 +122,9 @@ impl<T: RealField + Copy> DecoderLayer<T> {
             self.cross_attn
                 .forward_cached(a, &state.cross_attn, memory_mask)
         });
-        residual(&b, &self.norm_3, self.placement, |b| self.ffn.forward(b))
+        residual(&b, &self.norm_3, self.placement, |b| {
+            self.ffn.forward_step(b)
+        })
     }
 
     /// One decoder layer for training, over B sequences stacked row-wise: dropout after each

@@ -151,7 +151,9 @@ impl<T: RealField + Copy> Transformer<T> {
             .decoder
             .forward_step(&y, &mut state.layers, memory_mask.as_ref()); // (1, d_model)
         state.position += 1;
-        self.generator(&out).row(0).into_owned() // (1, vocab)
+        // the generator's y E^T as E y^T, one dot product per vocabulary row (fast for one row)
+        let logits = (&self.embedding.weight * out.transpose()).transpose(); // (1, vocab)
+        log_softmax_rows(&logits).row(0).into_owned()
     }
     // ANCHOR_END: decode_step
 
