@@ -78,7 +78,7 @@ pub struct BeamStep<T: RealField> {
 /// use aiayn::decode::length_penalty;
 /// assert_eq!(length_penalty(1, 0.6), 1.0);
 /// assert_eq!(length_penalty(7, 1.0), 2.0); // 12 / 6
-/// assert!((length_penalty(19, 0.5) - 2.0).abs() < 1e-15); // sqrt(24 / 6)
+/// assert!((length_penalty(19, 0.5f64) - 2.0).abs() < 1e-15); // sqrt(24 / 6)
 /// ```
 pub fn length_penalty<T: RealField + Copy>(length: usize, alpha: T) -> T {
     let five: T = nalgebra::convert(5.0);
