@@ -1,5 +1,5 @@
 //! `aiayn train` and `aiayn translate`: the training loop with a progress bar, a CSV log and
-//! checkpoints, and greedy translation from a checkpoint.
+//! checkpoints, and translation from a checkpoint by beam search (§6.1).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufWriter, Write};
@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use aiayn::config::{Config, Positional};
-use aiayn::decode::greedy;
+use aiayn::decode::{beam_search, greedy};
 use aiayn::train::evaluate::{evaluate, Metrics};
 use aiayn::train::state::{
     average as average_checkpoints, load_model, load_trainer, save_model, save_trainer, RunInfo,
@@ -377,7 +377,15 @@ fn progress_bar(steps: usize, done: usize) -> ProgressBar {
     bar
 }
 
-pub fn translate(checkpoint: &Path) -> Result<ExitCode, CliError> {
+pub fn translate(checkpoint: &Path, beam: usize, alpha: f64) -> Result<ExitCode, CliError> {
+    if beam == 0 {
+        return Err(usage("--beam must be at least 1 (1 is greedy decoding)"));
+    }
+    if !(alpha >= 0.0 && (alpha as f32).is_finite()) {
+        return Err(usage(format!(
+            "--alpha must be a finite number >= 0 (the paper's is 0.6); got {alpha}"
+        )));
+    }
     let (model, info, _) = load_model(checkpoint).map_err(|e| usage(e.to_string()))?;
     let task = Task::by_name(&info.task, info.data_seed).map_err(|e| usage(e.to_string()))?;
     if task.vocab.len() != info.vocab {
@@ -401,7 +409,11 @@ pub fn translate(checkpoint: &Path) -> Result<ExitCode, CliError> {
         let hyp = if src.is_empty() {
             Vec::new()
         } else {
-            greedy(&model, &src, BOS, EOS, src.len() + 50) // §6.1: at most input length + 50
+            let max_len = src.len() + 50; // §6.1: at most the input length + 50
+            let alpha = alpha as f32;
+            beam_search(&model, &src, BOS, EOS, beam, alpha, max_len)
+                .swap_remove(0)
+                .tokens
         };
         writeln!(out, "{}", task.vocab.decode(&hyp))
             .map_err(|e| usage(format!("standard output: {e}")))?;

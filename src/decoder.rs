@@ -19,7 +19,7 @@ use crate::encoder::{final_norm_backward, stack_params, stack_params_mut, LayerS
 use crate::feed_forward::{FeedForward, FeedForwardCache};
 use crate::layer_norm::LayerNorm;
 use crate::mask::Mask;
-use crate::multi_head::{MultiHeadAttention, MultiHeadCache};
+use crate::multi_head::{KvCache, MultiHeadAttention, MultiHeadCache};
 use crate::params::{prefixed, prefixed_mut, Param, ParamMut, Parameters};
 use crate::sublayer::{residual, residual_backward, residual_train, NormPlacement, ResidualCache};
 
@@ -93,6 +93,39 @@ impl<T: RealField + Copy> DecoderLayer<T> {
         residual(&b, &self.norm_3, self.placement, |b| self.ffn.forward(b))
     }
     // ANCHOR_END: decoder_layer
+
+    /// [`DecoderLayer::forward`] for new positions only, with the keys and values of the
+    /// earlier ones taken from `state` (incremental decoding, §6.1).
+    ///
+    /// The r new rows are positions m .. m + r, after the m positions `state` has seen. Their
+    /// self-attention input is projected and appended to the self-attention cache, and they
+    /// attend to all m + r cached positions under [`Mask::causal_suffix`]; encoder-decoder
+    /// attention reads the memory's cached keys and values. Row i of the result equals row
+    /// m + i of [`DecoderLayer::forward`] over all m + r positions with the causal mask.
+    ///
+    /// # Shapes
+    /// `y`: (r, d_model), `memory_mask`: (r, n_s) -> (r, d_model); the self-attention cache
+    /// grows from m to m + r rows.
+    pub fn forward_step(
+        &self,
+        y: &DMatrix<T>,
+        state: &mut DecoderLayerState<T>,
+        memory_mask: Option<&Mask>,
+    ) -> DMatrix<T> {
+        let self_kv = &mut state.self_attn;
+        let a = residual(y, &self.norm_1, self.placement, |y| {
+            self.self_attn.extend_cache(self_kv, y); // (m + r, h d_k), (m + r, h d_v)
+            let causal = Mask::causal_suffix(y.nrows(), self_kv.len()); // (r, m + r)
+            self.self_attn.forward_cached(y, self_kv, Some(&causal))
+        });
+        let b = residual(&a, &self.norm_2, self.placement, |a| {
+            self.cross_attn
+                .forward_cached(a, &state.cross_attn, memory_mask)
+        });
+        residual(&b, &self.norm_3, self.placement, |b| {
+            self.ffn.forward_step(b)
+        })
+    }
 
     /// One decoder layer for training, over B sequences stacked row-wise: dropout after each
     /// sub-layer, and a cache for [`DecoderLayer::backward`].
@@ -180,6 +213,17 @@ impl<T: RealField + Copy> DecoderLayer<T> {
     // ANCHOR_END: decoder_layer_backward
 }
 
+/// What one decoder layer keeps between decoding steps: the projected keys and values of its
+/// self-attention (one row per position decoded so far) and of its encoder-decoder attention
+/// (the memory's, computed once).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecoderLayerState<T: RealField> {
+    /// (m, h d_k) and (m, h d_v), m = positions decoded so far.
+    pub self_attn: KvCache<T>,
+    /// (n_s, h d_k) and (n_s, h d_v).
+    pub cross_attn: KvCache<T>,
+}
+
 /// What [`DecoderLayer::backward`] needs from the forward pass.
 #[derive(Clone, Debug)]
 pub struct DecoderLayerCache<T: RealField> {
@@ -258,6 +302,48 @@ impl<T: RealField + Copy> Decoder<T> {
 }
 
 impl<T: RealField + Copy> Decoder<T> {
+    /// Empty self-attention caches and the memory's keys and values, layer by layer, to start
+    /// incremental decoding.
+    ///
+    /// # Shapes
+    /// `memory`: (n_s, d_model) -> N layer states with 0 positions each.
+    pub fn start(&self, memory: &DMatrix<T>) -> Vec<DecoderLayerState<T>> {
+        self.layers
+            .iter()
+            .map(|layer| DecoderLayerState {
+                self_attn: layer.self_attn.cache(&DMatrix::zeros(0, memory.ncols())),
+                cross_attn: layer.cross_attn.cache(memory),
+            })
+            .collect()
+    }
+
+    /// [`Decoder::forward`] for new positions only (see [`DecoderLayer::forward_step`]).
+    ///
+    /// # Shapes
+    /// `y`: (r, d_model), `states`: one per layer, `memory_mask`: (r, n_s) -> (r, d_model).
+    pub fn forward_step(
+        &self,
+        y: &DMatrix<T>,
+        states: &mut [DecoderLayerState<T>],
+        memory_mask: Option<&Mask>,
+    ) -> DMatrix<T> {
+        assert_eq!(
+            states.len(),
+            self.layers.len(),
+            "decoder: {} layer states for {} layers",
+            states.len(),
+            self.layers.len()
+        );
+        let mut y = y.clone();
+        for (layer, state) in self.layers.iter().zip(states.iter_mut()) {
+            y = layer.forward_step(&y, state, memory_mask);
+        }
+        if let Some(norm) = &self.final_norm {
+            y = norm.forward(&y);
+        }
+        y
+    }
+
     /// The whole stack for training, over B sequences stacked row-wise (shapes as
     /// [`DecoderLayer::forward_train`]).
     pub fn forward_train(

@@ -13,6 +13,7 @@ use nalgebra::{DMatrix, RealField, RowDVector};
 use rand::Rng;
 
 use crate::init::{xavier_uniform, zeros_row};
+use crate::multi_head::times;
 use crate::params::{Param, ParamMut, Parameters};
 
 /// W_1 (d_model, d_ff), b_1 (d_ff), W_2 (d_ff, d_model), b_2 (d_model).
@@ -68,6 +69,25 @@ impl<T: RealField + Copy> FeedForward<T> {
         y
     }
     // ANCHOR_END: ffn
+
+    /// [`FeedForward::forward`] with products that stay fast for the single row of a decoding
+    /// step (see the cached decoder, [`crate::decoder::DecoderLayer::forward_step`]); the same
+    /// values up to rounding.
+    ///
+    /// # Shapes
+    /// `x`: (n, d_model) -> (n, d_model).
+    pub fn forward_step(&self, x: &DMatrix<T>) -> DMatrix<T> {
+        let mut hidden = times(x, &self.w_1); // (n, d_model) x (d_model, d_ff) -> (n, d_ff)
+        for mut row in hidden.row_iter_mut() {
+            row += &self.b_1;
+            row.apply(|z| *z = z.max(T::zero())); // ReLU
+        }
+        let mut y = times(&hidden, &self.w_2); // (n, d_ff) x (d_ff, d_model) -> (n, d_model)
+        for mut row in y.row_iter_mut() {
+            row += &self.b_2;
+        }
+        y
+    }
 
     /// [`FeedForward::forward`], keeping what [`FeedForward::backward`] needs.
     pub fn forward_train(&self, x: &DMatrix<T>) -> (DMatrix<T>, FeedForwardCache<T>) {

@@ -89,9 +89,18 @@ enum Command {
         out: PathBuf,
     },
     /// Translate sentences read from standard input, one a line, with a trained checkpoint.
+    ///
+    /// Beam search as in §6.1: a beam of --beam hypotheses, ranked by log-probability over the
+    /// length penalty ((5 + |Y|) / 6)^alpha, at most the input length + 50 tokens.
     Translate {
         /// A checkpoint written by `aiayn train`.
         checkpoint: PathBuf,
+        /// Beam size (1 = greedy decoding).
+        #[arg(long, default_value_t = 4)]
+        beam: usize,
+        /// The length penalty's alpha (0 = none).
+        #[arg(long, default_value_t = 0.6, allow_negative_numbers = true)]
+        alpha: f64,
     },
 }
 
@@ -123,7 +132,11 @@ fn main() -> ExitCode {
             json,
         } => cli::bleu(&reference, &hypothesis, json),
         Command::Train(args) => cli_train::train(&args),
-        Command::Translate { checkpoint } => cli_train::translate(&checkpoint),
+        Command::Translate {
+            checkpoint,
+            beam,
+            alpha,
+        } => cli_train::translate(&checkpoint, beam, alpha),
         Command::Average { checkpoints, out } => cli_train::average(&checkpoints, &out),
     };
     match result {

@@ -12,11 +12,11 @@
 //! (§5.4) belongs to training: [`Transformer::forward_train`] applies it, [`Transformer::forward`]
 //! does not.
 
-use nalgebra::{DMatrix, RealField};
+use nalgebra::{DMatrix, RealField, RowDVector};
 use rand::Rng;
 
 use crate::config::{Config, ConfigError, Positional};
-use crate::decoder::{Decoder, DecoderLayerCache};
+use crate::decoder::{Decoder, DecoderLayerCache, DecoderLayerState};
 use crate::dropout::{dropout_backward, Dropout, DropoutMask};
 use crate::embedding::Embedding;
 use crate::encoder::{Encoder, EncoderLayerCache, LayerSizes, StackCache};
@@ -110,6 +110,52 @@ impl<T: RealField + Copy> Transformer<T> {
             .forward(&y, memory, Some(&causal), memory_mask.as_ref())
     }
     // ANCHOR_END: decode
+
+    // ANCHOR: decode_step
+    /// Starts incremental decoding (§6.1) of one sentence: each decoder layer projects the
+    /// memory into encoder-decoder keys and values once, and starts an empty self-attention
+    /// cache.
+    ///
+    /// # Shapes
+    /// `memory`: (n_s, d_model), `src_padding`: n_s flags -> a state at position 0.
+    pub fn start_decoding(
+        &self,
+        memory: &DMatrix<T>,
+        src_padding: Option<&[bool]>,
+    ) -> DecoderState<T> {
+        DecoderState {
+            layers: self.decoder.start(memory),
+            src_padding: src_padding.map(<[bool]>::to_vec),
+            position: 0,
+        }
+    }
+
+    /// Feeds one target token at the next position and returns the log-probabilities of the
+    /// token after it. Each layer computes one new row; the earlier positions' keys and values
+    /// come from `state`. After tokens t_0 .. t_i, the result equals row i of
+    /// [`Transformer::forward`] on the target t_0 .. t_i (up to rounding).
+    ///
+    /// # Shapes
+    /// `token`: one id -> (vocab); `state` advances by one position.
+    ///
+    /// # Panics
+    /// If `token` is outside the vocabulary, or learned positions run out.
+    pub fn decode_step(&self, state: &mut DecoderState<T>, token: usize) -> RowDVector<T> {
+        let t = state.position;
+        let y = self.embedding.embed(&[token]) + self.positional.encode_position(t); // (1, d_model)
+        let memory_mask = state
+            .src_padding
+            .as_deref()
+            .map(|pad| Mask::padding(1, pad)); // (1, n_s)
+        let out = self
+            .decoder
+            .forward_step(&y, &mut state.layers, memory_mask.as_ref()); // (1, d_model)
+        state.position += 1;
+        // the generator's y E^T as E y^T, one dot product per vocabulary row (fast for one row)
+        let logits = (&self.embedding.weight * out.transpose()).transpose(); // (1, vocab)
+        log_softmax_rows(&logits).row(0).into_owned()
+    }
+    // ANCHOR_END: decode_step
 
     // ANCHOR: generator
     /// The generator (`eq:generator`): the shared-weight linear map `y E^T` and a log-softmax
@@ -229,6 +275,16 @@ impl<T: RealField + Copy> Transformer<T> {
         grads
     }
     // ANCHOR_END: backward
+}
+
+/// One sentence's incremental decoding state: every decoder layer's cached keys and values,
+/// the source padding, and the next position. Cloning it branches a hypothesis (beam search).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecoderState<T: RealField> {
+    pub layers: Vec<DecoderLayerState<T>>,
+    pub src_padding: Option<Vec<bool>>,
+    /// How many target positions have been fed so far.
+    pub position: usize,
 }
 
 /// What [`Transformer::backward`] needs from [`Transformer::forward_train`].

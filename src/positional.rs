@@ -76,6 +76,39 @@ impl<T: RealField + Copy> PositionalEncoding<T> {
         }
     }
 
+    /// The encoding of the single position `pos`: row `pos` of
+    /// [`PositionalEncoding::encode`]`(pos + 1)`, for decoding one position at a time.
+    ///
+    /// # Shapes
+    /// -> (1, d_model).
+    ///
+    /// # Panics
+    /// For a learned table with `pos + 1` rows or fewer.
+    pub fn encode_position(&self, pos: usize) -> DMatrix<T> {
+        match self {
+            PositionalEncoding::Sinusoidal { d_model } => {
+                // the entries of `sinusoidal`'s row `pos`, computed alone
+                DMatrix::from_fn(1, *d_model, |_, col| {
+                    let two_i = (col - col % 2) as f64;
+                    let angle = pos as f64 / 10000f64.powf(two_i / *d_model as f64);
+                    nalgebra::convert(if col % 2 == 0 {
+                        angle.sin()
+                    } else {
+                        angle.cos()
+                    })
+                })
+            }
+            PositionalEncoding::Learned { table } => {
+                assert!(
+                    pos < table.nrows(),
+                    "learned positional embeddings cover {} positions; asked for position {pos}",
+                    table.nrows()
+                );
+                table.rows(pos, 1).into_owned()
+            }
+        }
+    }
+
     /// The backward pass of [`PositionalEncoding::encode`]: a learned table's rows 0..n
     /// collect the gradient of the positions (added to `d_table`); sinusoids have no
     /// parameters, so nothing happens.

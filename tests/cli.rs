@@ -134,9 +134,14 @@ fn scratch(name: &str) -> std::path::PathBuf {
 }
 
 fn translate(checkpoint: &std::path::Path, input: &[u8]) -> Output {
+    translate_with(checkpoint, &[], input)
+}
+
+fn translate_with(checkpoint: &std::path::Path, flags: &[&str], input: &[u8]) -> Output {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_aiayn"))
         .args(["translate", checkpoint.to_str().unwrap()])
+        .args(flags)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -195,6 +200,15 @@ fn train_writes_a_log_and_checkpoints_and_translate_reads_them() {
     let ok = translate(&ckpt, b"the dog sees a cat\n\nthe cats sleep\n");
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
     assert_eq!(stdout(&ok).lines().count(), 3, "one line out per line in");
+    for flags in [&["--beam", "1"][..], &["--beam", "3", "--alpha", "0"]] {
+        let out = translate_with(&ckpt, flags, b"the dog sees a cat\n\nthe cats sleep\n");
+        assert_eq!(out.status.code(), Some(0), "{flags:?}: {}", stderr(&out));
+        assert_eq!(
+            stdout(&out).lines().count(),
+            3,
+            "{flags:?}: one line out per line in"
+        );
+    }
     let bad = translate(&ckpt, b"the dog sees a cat\nthe dog eats zebras\n");
     assert_eq!(bad.status.code(), Some(2));
     assert!(
@@ -295,6 +309,26 @@ fn train_and_translate_refuse_bad_input_with_exit_2_and_a_named_problem() {
             "garbage.safetensors",
         ),
         (vec!["average", "--out", "x.safetensors"], "<CHECKPOINTS>"),
+        (
+            vec!["translate", garbage.to_str().unwrap(), "--beam", "0"],
+            "--beam must be at least 1",
+        ),
+        (
+            vec!["translate", garbage.to_str().unwrap(), "--beam", "four"],
+            "--beam",
+        ),
+        (
+            vec!["translate", garbage.to_str().unwrap(), "--alpha", "-0.5"],
+            "--alpha must be a finite number >= 0",
+        ),
+        (
+            vec!["translate", garbage.to_str().unwrap(), "--alpha", "NaN"],
+            "--alpha must be a finite number >= 0",
+        ),
+        (
+            vec!["translate", garbage.to_str().unwrap(), "--alpha", "inf"],
+            "--alpha must be a finite number >= 0",
+        ),
     ];
     for (args, needle) in cases {
         let out = aiayn(&args);

@@ -283,7 +283,10 @@ fn averaging_copies_of_one_checkpoint_returns_it_and_averaging_is_linear() {
     }
     // a model saved without its training state cannot resume a run
     let e = load_trainer(&pb, 1).unwrap_err().to_string();
-    assert!(e.contains("b.safetensors") && e.contains("resumable"), "{e}");
+    assert!(
+        e.contains("b.safetensors") && e.contains("resumable"),
+        "{e}"
+    );
     // another model's checkpoint is refused by name
     let other = Task::by_name("translate", 1).unwrap();
     let pc = dir.join("c.safetensors");
