@@ -2,11 +2,11 @@
 // SVG heatmap and redraws it when the reader picks another sentence, kind, layer or head.
 // The weights come from figures/attention-explorer-data.js, written when the book is built
 // (src/book/appendix.rs). No dependencies, nothing loaded from the network. Pages without an
-// element #attention-explorer are left alone.
+// element #attention-explorer-widget are left alone.
 (function () {
   "use strict";
 
-  var root = document.getElementById("attention-explorer");
+  var root = document.getElementById("attention-explorer-widget");
   if (!root) {
     return;
   }
