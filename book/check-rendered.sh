@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Renders a chapter of the book in headless Chromium and checks what a reader would see:
-# MathML elements in the page's DOM, the chapter's figures, and SVG files the browser can load.
-# Leaves a screenshot for a person to look at.
+# MathML elements in the page's DOM, the chapter's figures, and SVG files the browser can load;
+# then that the appendix's attention explorer runs and draws. Leaves screenshots for a person to
+# look at.
 #
 #   bash book/check-rendered.sh            # from anywhere; installs Debian's chromium if missing
 #
@@ -25,7 +26,7 @@ echo "check-rendered: $(chromium --version 2>/dev/null || echo 'chromium (versio
 mkdir -p "$work"
 book="$work/book"
 (cd "$root" && cargo build --release --quiet --bin aiayn)
-aiayn="$root/target/release/aiayn"
+aiayn="${CARGO_TARGET_DIR:-$root/target}/release/aiayn"
 
 # Serve the freshly built book; stop the server (only it) on exit.
 "$aiayn" serve --port "$port" --out "$book" >"$work/serve.log" 2>&1 &
@@ -86,6 +87,25 @@ for fig in $figs; do
     check "the browser loads $fig as SVG" "$(grep -q '<svg' "$work/fig.html" && echo ok)" \
         "no <svg> in what it loaded"
 done
+# The appendix's attention explorer: its script runs without errors and draws a heatmap.
+explorer="appendix-attention.html"
+timeout 120 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+    --disable-background-networking --disable-component-update --disable-sync \
+    --disable-default-apps --user-data-dir="$profile" --enable-logging=stderr --v=0 \
+    --virtual-time-budget=3000 --dump-dom "$url/$explorer" \
+    >"$work/explorer.html" 2>"$work/explorer.log" || true
+check "the explorer reports it is ready ($explorer)" \
+    "$(grep -q 'id="attention-explorer-widget"[^>]*data-state="ready"' "$work/explorer.html" && echo ok)" \
+    "state: $(grep -o 'data-state="[^"]*"' "$work/explorer.html" || echo none)"
+cells=$(sed -n '/id="attention-explorer-widget"/,$p' "$work/explorer.html" | grep -o '<rect' | wc -l || true)
+check "the explorer drew its heatmap (<svg> with cells)" "$([ "$cells" -ge 20 ] && echo ok)" \
+    "found $cells <rect> after the explorer"
+jserrors=$(grep -c 'Uncaught\|CONSOLE.*Error' "$work/explorer.log" || true)
+check "no JavaScript errors on $explorer" "$([ "$jserrors" -eq 0 ] && echo ok)" \
+    "$(grep -m 3 'Uncaught\|CONSOLE.*Error' "$work/explorer.log")"
+browse --window-size=1280,2400 --virtual-time-budget=3000 \
+    --screenshot="$work/$explorer.png" "$url/$explorer" >/dev/null || true
+
 png_size=$(stat -c %s "$work/$chapter.png" 2>/dev/null || echo 0)
 check "a screenshot was written ($work/$chapter.png)" "$([ "$png_size" -gt 20000 ] && echo ok)" \
     "$png_size bytes"

@@ -127,6 +127,37 @@ impl<T: RealField + Copy> DecoderLayer<T> {
         })
     }
 
+    /// [`DecoderLayer::forward`], also returning each head's attention weights: the masked
+    /// self-attention's and the encoder-decoder attention's (the appendix's maps).
+    ///
+    /// # Shapes
+    /// As [`DecoderLayer::forward`] -> (n_t, d_model), h matrices (n_t, n_t) of self-attention
+    /// and h matrices (n_t, n_s) of encoder-decoder attention.
+    pub fn forward_with_weights(
+        &self,
+        y: &DMatrix<T>,
+        memory: &DMatrix<T>,
+        self_mask: Option<&Mask>,
+        memory_mask: Option<&Mask>,
+    ) -> (DMatrix<T>, DecoderWeights<T>) {
+        let mut weights = DecoderWeights {
+            self_attn: Vec::new(),
+            cross_attn: Vec::new(),
+        };
+        let a = residual(y, &self.norm_1, self.placement, |y| {
+            let attn = self.self_attn.forward(y, y, y, self_mask);
+            weights.self_attn = attn.weights;
+            attn.output
+        });
+        let b = residual(&a, &self.norm_2, self.placement, |a| {
+            let attn = self.cross_attn.forward(a, memory, memory, memory_mask);
+            weights.cross_attn = attn.weights;
+            attn.output
+        });
+        let c = residual(&b, &self.norm_3, self.placement, |b| self.ffn.forward(b));
+        (c, weights)
+    }
+
     /// One decoder layer for training, over B sequences stacked row-wise: dropout after each
     /// sub-layer, and a cache for [`DecoderLayer::backward`].
     ///
@@ -224,6 +255,15 @@ pub struct DecoderLayerState<T: RealField> {
     pub cross_attn: KvCache<T>,
 }
 
+/// The attention weights of one decoder layer, one matrix per head.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecoderWeights<T: RealField> {
+    /// Masked self-attention: h matrices (n_t, n_t), zero above the diagonal.
+    pub self_attn: Vec<DMatrix<T>>,
+    /// Encoder-decoder attention: h matrices (n_t, n_s), target positions over source words.
+    pub cross_attn: Vec<DMatrix<T>>,
+}
+
 /// What [`DecoderLayer::backward`] needs from the forward pass.
 #[derive(Clone, Debug)]
 pub struct DecoderLayerCache<T: RealField> {
@@ -298,6 +338,30 @@ impl<T: RealField + Copy> Decoder<T> {
             y = norm.forward(&y);
         }
         y
+    }
+
+    /// [`Decoder::forward`], also returning every layer's attention weights (appendix figures).
+    ///
+    /// # Shapes
+    /// As [`DecoderLayer::forward`] -> (n_t, d_model), and N [`DecoderWeights`].
+    pub fn forward_with_weights(
+        &self,
+        y: &DMatrix<T>,
+        memory: &DMatrix<T>,
+        self_mask: Option<&Mask>,
+        memory_mask: Option<&Mask>,
+    ) -> (DMatrix<T>, Vec<DecoderWeights<T>>) {
+        let mut y = y.clone();
+        let mut all = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            let (out, w) = layer.forward_with_weights(&y, memory, self_mask, memory_mask);
+            y = out;
+            all.push(w);
+        }
+        if let Some(norm) = &self.final_norm {
+            y = norm.forward(&y);
+        }
+        (y, all)
     }
 }
 

@@ -26,6 +26,18 @@ use crate::params::{prefixed, prefixed_mut, zeros_like, Param, ParamMut, Paramet
 use crate::positional::PositionalEncoding;
 use crate::softmax::{log_softmax_rows, log_softmax_rows_backward};
 
+/// The attention weights of one forward pass, indexed `[layer][head]`; see
+/// [`Transformer::attention_weights`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttentionWeights<T: RealField> {
+    /// Encoder self-attention: (n_s, n_s) each.
+    pub encoder: Vec<Vec<DMatrix<T>>>,
+    /// Decoder (masked) self-attention: (n_t, n_t) each.
+    pub decoder_self: Vec<Vec<DMatrix<T>>>,
+    /// Encoder-decoder attention: (n_t, n_s) each, target queries over source keys.
+    pub cross: Vec<Vec<DMatrix<T>>>,
+}
+
 /// Encoder, decoder and one shared embedding matrix.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Transformer<T: RealField> {
@@ -167,6 +179,31 @@ impl<T: RealField + Copy> Transformer<T> {
         log_softmax_rows(&self.embedding.logits(y))
     }
     // ANCHOR_END: generator
+
+    /// Every attention weight of one forward pass (the appendix's maps): encoder
+    /// self-attention, decoder self-attention and encoder-decoder attention, per layer and
+    /// head, for a source sentence and a (shifted-right) target, without padding.
+    ///
+    /// # Shapes
+    /// `src`: n_s ids, `tgt`: n_t ids -> N x h matrices (n_s, n_s), (n_t, n_t) and (n_t, n_s).
+    pub fn attention_weights(&self, src: &[usize], tgt: &[usize]) -> AttentionWeights<T> {
+        let x = self.embedding.embed(src) + self.positional.encode(src.len()); // (n_s, d_model)
+        let (memory, encoder) = self.encoder.forward_with_weights(&x, None);
+        let y = self.embedding.embed(tgt) + self.positional.encode(tgt.len()); // (n_t, d_model)
+        let causal = Mask::causal(tgt.len()); // (n_t, n_t)
+        let (_, layers) = self
+            .decoder
+            .forward_with_weights(&y, &memory, Some(&causal), None);
+        let (decoder_self, cross) = layers
+            .into_iter()
+            .map(|w| (w.self_attn, w.cross_attn))
+            .unzip();
+        AttentionWeights {
+            encoder,
+            decoder_self,
+            cross,
+        }
+    }
 
     /// Source and shifted target in, log-probabilities of the next target tokens out.
     ///

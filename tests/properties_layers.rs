@@ -330,3 +330,57 @@ proptest! {
         assert_abs_diff_eq!(decoder.forward(&x, &x, Some(&causal), None), want, epsilon = 1e-12);
     }
 }
+
+proptest! {
+    #![proptest_config(config(REGRESSIONS))]
+
+    #[test]
+    // verifies: eq:sublayer (property)
+    fn decoder_weights_come_from_the_same_pass_as_forward_and_rows_are_distributions(
+        (s, n_layers, n_t, n_s, pad_last, seed) in
+            (layer_sizes(), 1..=3usize, 1..=8usize, 2..=8usize, any::<bool>(), any::<u64>())
+    ) {
+        // forward_with_weights is the appendix's view of the same pass: equal outputs, and
+        // weights that are what attention weights must be: each row a distribution, nothing
+        // above the diagonal in the masked self-attention, nothing on a padded source word.
+        let mut rng = rng(seed);
+        let decoder = Decoder::new(n_layers, &s, &mut rng);
+        let y = uniform(n_t, s.d_model, 2.0, &mut rng);
+        let memory = uniform(n_s, s.d_model, 2.0, &mut rng);
+        let causal = Mask::causal(n_t);
+        let mut padding = vec![false; n_s];
+        padding[n_s - 1] = pad_last;
+        let memory_mask = Mask::padding(n_t, &padding);
+        let want = decoder.forward(&y, &memory, Some(&causal), Some(&memory_mask));
+        let (got, weights) =
+            decoder.forward_with_weights(&y, &memory, Some(&causal), Some(&memory_mask));
+        assert_abs_diff_eq!(got, want, epsilon = 1e-12);
+        prop_assert_eq!(weights.len(), n_layers);
+        for layer in &weights {
+            prop_assert_eq!(layer.self_attn.len(), s.h);
+            prop_assert_eq!(layer.cross_attn.len(), s.h);
+            for w in &layer.self_attn {
+                prop_assert_eq!(w.shape(), (n_t, n_t));
+                for i in 0..n_t {
+                    assert_abs_diff_eq!(w.row(i).sum(), 1.0, epsilon = 1e-12);
+                    for j in 0..n_t {
+                        prop_assert!(w[(i, j)] >= 0.0);
+                        if j > i {
+                            prop_assert_eq!(w[(i, j)], 0.0);
+                        }
+                    }
+                }
+            }
+            for w in &layer.cross_attn {
+                prop_assert_eq!(w.shape(), (n_t, n_s));
+                for i in 0..n_t {
+                    assert_abs_diff_eq!(w.row(i).sum(), 1.0, epsilon = 1e-12);
+                    prop_assert!(w.row(i).iter().all(|&x| x >= 0.0));
+                    if pad_last {
+                        prop_assert_eq!(w[(i, n_s - 1)], 0.0);
+                    }
+                }
+            }
+        }
+    }
+}

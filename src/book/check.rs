@@ -201,10 +201,13 @@ pub fn figure_references(text: &str) -> Vec<(usize, String)> {
     out
 }
 
-/// Every figure a chapter shows is one that [`figures`] draws.
+/// Every figure a chapter shows is one that [`figures`] draws (or the attention explorer's data
+/// file, which the build writes next to them).
 pub fn figure_links(root: &Path) -> Vec<Problem> {
     let book_src = root.join("book/src");
-    let known: Vec<&str> = figures::names().collect();
+    let known: Vec<&str> = figures::names()
+        .chain(std::iter::once(super::appendix::DATA_FILE))
+        .collect();
     let mut problems = Vec::new();
     for path in chapter_files(&book_src).unwrap_or_default() {
         let file = relative(root, &path);

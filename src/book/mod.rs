@@ -7,11 +7,13 @@
 //! 2. runs mdBook's own `{{#include}}` pass, then [`preprocess::Equations`] (a box under every
 //!    equation, the verification table) and [`preprocess::Math`] (LaTeX to MathML);
 //! 3. renders HTML into the output directory and writes the figures ([`figures`]) into its
-//!    `figures/` directory, drawn meanwhile on another thread.
+//!    `figures/` directory, drawn meanwhile on another thread, with the appendix's attention
+//!    explorer data ([`appendix`]).
 //!
 //! The book's sources are found from the crate root: `AIAYN_ROOT` if set, else the directory
 //! the crate was compiled from, so `aiayn build` works from any working directory.
 
+pub mod appendix;
 pub mod check;
 pub mod figures;
 pub mod math;
@@ -138,7 +140,8 @@ pub fn build(root: &Path, out: &Path) -> Result<Built, BookError> {
     check_output_dir(root, &out)?;
 
     // Figures are independent of mdBook: draw them on a second thread meanwhile.
-    let drawing = std::thread::spawn(figures::draw_all);
+    let drawing =
+        std::thread::spawn(|| Ok::<_, String>((figures::draw_all()?, appendix::explorer_data()?)));
 
     let mut registry = Registry::scan(root)
         .map_err(|e| BookError(format!("cannot scan the equation registry: {e}")))?;
@@ -177,7 +180,7 @@ pub fn build(root: &Path, out: &Path) -> Result<Built, BookError> {
     md.build()
         .map_err(|e| BookError(format!("the book did not build: {e:#}")))?;
 
-    let drawn = drawing
+    let (drawn, explorer) = drawing
         .join()
         .map_err(|_| BookError("drawing the figures panicked".to_string()))?
         .map_err(BookError)?;
@@ -189,6 +192,9 @@ pub fn build(root: &Path, out: &Path) -> Result<Built, BookError> {
         fs::write(&path, svg)
             .map_err(|e| BookError(format!("cannot write {}: {e}", path.display())))?;
     }
+    let data = figure_dir.join(appendix::DATA_FILE);
+    fs::write(&data, explorer)
+        .map_err(|e| BookError(format!("cannot write {}: {e}", data.display())))?;
     fs::write(
         out.join(MARKER),
         "built by `aiayn build`; this directory is emptied on rebuild\n",

@@ -203,6 +203,20 @@ impl Svg {
         );
     }
 
+    /// Text rotated by `degrees` (negative: counter-clockwise) around its start (x, y), for
+    /// column labels of narrow cells.
+    pub fn rotated_text(&mut self, x: f64, y: f64, s: &str, size: f64, degrees: f64) {
+        let _ = write!(
+            self.body,
+            "<text x=\"{x}\" y=\"{y}\" font-size=\"{}\" text-anchor=\"start\" fill=\"#222222\" transform=\"rotate({} {x} {y})\">{}</text>",
+            n(size),
+            n(degrees),
+            html_escape(s),
+            x = n(x),
+            y = n(y)
+        );
+    }
+
     /// The finished document.
     pub fn finish(self) -> String {
         format!(
