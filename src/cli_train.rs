@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use aiayn::config::{Config, Positional};
 use aiayn::decode::{beam_search, greedy};
-use aiayn::train::evaluate::{evaluate, Metrics};
+use aiayn::train::evaluate::{evaluate as held_out_metrics, evaluate_decoding, Metrics};
 use aiayn::train::state::{
     average as average_checkpoints, load_model, load_trainer, save_model, save_trainer, RunInfo,
 };
@@ -204,7 +204,7 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, CliError> {
         let elapsed = loop_started.elapsed().as_secs_f64();
         let rate = tokens as f64 / elapsed.max(1e-9);
         let eval = (stats.step % args.eval_every == 0 || stats.step == steps)
-            .then(|| evaluate(&trainer.model, eval_set, args.threads, 10));
+            .then(|| held_out_metrics(&trainer.model, eval_set, args.threads, 10));
         write_log_row(
             &mut log,
             &log_path,
@@ -242,7 +242,7 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, CliError> {
     bar.finish_and_clear();
     log.flush().map_err(|e| io_error(&log_path, e))?;
     let train_seconds = loop_started.elapsed().as_secs_f64();
-    let m = evaluate(&trainer.model, &task.held_out, args.threads, 10);
+    let m = held_out_metrics(&trainer.model, &task.held_out, args.threads, 10);
     println!(
         "done: step {}; all {} held-out pairs: exact match {:.2}%, token accuracy {:.2}%, loss {:.4}, perplexity {:.3}",
         trainer.step,
@@ -377,7 +377,8 @@ fn progress_bar(steps: usize, done: usize) -> ProgressBar {
     bar
 }
 
-pub fn translate(checkpoint: &Path, beam: usize, alpha: f64) -> Result<ExitCode, CliError> {
+/// Refuses a beam of 0 and an alpha that is negative or not finite, naming the flag.
+fn check_beam(beam: usize, alpha: f64) -> Result<(), CliError> {
     if beam == 0 {
         return Err(usage("--beam must be at least 1 (1 is greedy decoding)"));
     }
@@ -386,6 +387,12 @@ pub fn translate(checkpoint: &Path, beam: usize, alpha: f64) -> Result<ExitCode,
             "--alpha must be a finite number >= 0 (the paper's is 0.6); got {alpha}"
         )));
     }
+    Ok(())
+}
+
+/// The model in `checkpoint` and its task, regenerated from the checkpoint's task name and data
+/// seed, checked to have the model's vocabulary.
+fn model_and_task(checkpoint: &Path) -> Result<(Transformer<f32>, Task), CliError> {
     let (model, info, _) = load_model(checkpoint).map_err(|e| usage(e.to_string()))?;
     let task = Task::by_name(&info.task, info.data_seed).map_err(|e| usage(e.to_string()))?;
     if task.vocab.len() != info.vocab {
@@ -397,6 +404,12 @@ pub fn translate(checkpoint: &Path, beam: usize, alpha: f64) -> Result<ExitCode,
             task.vocab.len()
         )));
     }
+    Ok((model, task))
+}
+
+pub fn translate(checkpoint: &Path, beam: usize, alpha: f64) -> Result<ExitCode, CliError> {
+    check_beam(beam, alpha)?;
+    let (model, task) = model_and_task(checkpoint)?;
     let stdin = io::stdin();
     let stdout = io::stdout();
     let mut out = stdout.lock();
@@ -430,5 +443,63 @@ pub fn average(checkpoints: &[PathBuf], out: &Path) -> Result<ExitCode, CliError
         info.task,
         out.display()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn evaluate(
+    checkpoint: &Path,
+    beam: usize,
+    alpha: f64,
+    pairs: Option<usize>,
+    threads: usize,
+    json: bool,
+) -> Result<ExitCode, CliError> {
+    check_beam(beam, alpha)?;
+    if threads == 0 {
+        return Err(usage("--threads must be at least 1"));
+    }
+    let (model, task) = model_and_task(checkpoint)?;
+    let held_out = &task.held_out[..pairs
+        .unwrap_or(task.held_out.len())
+        .min(task.held_out.len())];
+    let started = Instant::now();
+    let d = evaluate_decoding(&model, held_out, threads, beam, alpha as f32, |ids| {
+        task.vocab.decode(ids)
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    let t = held_out_metrics(&model, held_out, threads, 10);
+    if json {
+        let value = serde_json::json!({
+            "checkpoint": checkpoint.display().to_string(),
+            "task": task.name,
+            "pairs": d.pairs,
+            "beam": beam,
+            "alpha": alpha,
+            "exact_match": d.exact_match,
+            "bleu": d.bleu.score,
+            "bleu_precisions": d.bleu.precisions,
+            "bleu_bp": d.bleu.bp,
+            "token_accuracy": t.token_accuracy,
+            "loss": t.loss,
+            "perplexity": t.perplexity,
+            "decoding_seconds": seconds,
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).expect("plain values serialise")
+        );
+    } else {
+        println!(
+            "{}: {} held-out pairs of `{}`, beam {beam}, alpha {alpha}: exact match {:.2}%, {}; teacher-forced token accuracy {:.2}%, loss {:.4}, perplexity {:.3} ({seconds:.1} s decoding)",
+            checkpoint.display(),
+            d.pairs,
+            task.name,
+            100.0 * d.exact_match,
+            d.bleu,
+            100.0 * t.token_accuracy,
+            t.loss,
+            t.perplexity
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -79,6 +79,27 @@ enum Command {
     ///
     /// Writes a CSV log and checkpoints (safetensors) to --out; prints held-out metrics.
     Train(Box<cli_train::TrainArgs>),
+    /// Held-out metrics of a checkpoint with a decoding method (§6): exact match and BLEU of
+    /// the translations, and the teacher-forced token accuracy, loss and perplexity.
+    Evaluate {
+        /// A checkpoint written by `aiayn train` or `aiayn average`.
+        checkpoint: PathBuf,
+        /// Beam size (1 = greedy decoding).
+        #[arg(long, default_value_t = 4)]
+        beam: usize,
+        /// The length penalty's alpha (0 = none).
+        #[arg(long, default_value_t = 0.6, allow_negative_numbers = true)]
+        alpha: f64,
+        /// Evaluate the first N held-out pairs [default: all].
+        #[arg(long)]
+        pairs: Option<usize>,
+        /// Threads (the result does not depend on it).
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Average the parameters of several checkpoints of one run (§6.1) into a new checkpoint.
     Average {
         /// Checkpoints written by `aiayn train`, all of the same model.
@@ -138,6 +159,14 @@ fn main() -> ExitCode {
             alpha,
         } => cli_train::translate(&checkpoint, beam, alpha),
         Command::Average { checkpoints, out } => cli_train::average(&checkpoints, &out),
+        Command::Evaluate {
+            checkpoint,
+            beam,
+            alpha,
+            pairs,
+            threads,
+            json,
+        } => cli_train::evaluate(&checkpoint, beam, alpha, pairs, threads, json),
     };
     match result {
         Ok(code) => code,

@@ -220,6 +220,38 @@ fn train_writes_a_log_and_checkpoints_and_translate_reads_them() {
     assert_eq!(binary.status.code(), Some(2));
     assert!(stderr(&binary).contains("line 1"), "{}", stderr(&binary));
 
+    let eval = aiayn(&[
+        "evaluate",
+        ckpt.to_str().unwrap(),
+        "--pairs",
+        "3",
+        "--beam",
+        "2",
+        "--json",
+    ]);
+    assert_eq!(eval.status.code(), Some(0), "{}", stderr(&eval));
+    let v: Value = serde_json::from_str(&stdout(&eval)).expect("valid JSON");
+    assert_eq!(
+        (v["pairs"].as_u64(), v["beam"].as_u64()),
+        (Some(3), Some(2))
+    );
+    for key in [
+        "exact_match",
+        "bleu",
+        "token_accuracy",
+        "loss",
+        "perplexity",
+    ] {
+        assert!(v[key].is_number(), "{key}: {v}");
+    }
+    let bad = aiayn(&["evaluate", ckpt.to_str().unwrap(), "--beam", "0"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("--beam must be at least 1"),
+        "{}",
+        stderr(&bad)
+    );
+
     // resuming continues the log and reaches the new last step
     let more = aiayn(&[
         "train",

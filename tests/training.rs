@@ -305,3 +305,31 @@ fn averaging_copies_of_one_checkpoint_returns_it_and_averaging_is_linear() {
         "{e}"
     );
 }
+
+#[test]
+fn decoding_metrics_are_perfect_against_the_models_own_translations_and_zero_against_others() {
+    use aiayn::train::evaluate::evaluate_decoding;
+    let task = Task::by_name("translate", 1).unwrap();
+    let model = tiny_trainer(&task, 1).model;
+    let words = |ids: &[usize]| task.vocab.decode(ids);
+    let first = evaluate_decoding(&model, &task.held_out[..6], 2, 2, 0.6, words);
+    // references replaced by the model's own beam-2 outputs: everything matches
+    let own: Vec<aiayn::train::tasks::Pair> = task.held_out[..6]
+        .iter()
+        .zip(&first.hypotheses)
+        .map(|(p, h)| aiayn::train::tasks::Pair {
+            src: p.src.clone(),
+            tgt: h.clone(),
+        })
+        .collect();
+    let again = evaluate_decoding(&model, &own, 1, 2, 0.6, words);
+    assert_eq!(
+        again.hypotheses, first.hypotheses,
+        "deterministic, whatever the threads"
+    );
+    assert_eq!(again.exact_match, 1.0);
+    assert!((again.bleu.score - 100.0).abs() < 1e-9, "{}", again.bleu);
+    // an untrained model translates none of the real references
+    assert_eq!(first.exact_match, 0.0);
+    assert!(first.bleu.score < 5.0, "{}", first.bleu);
+}

@@ -1,8 +1,9 @@
-//! Held-out metrics: exact match of greedy translations, token accuracy, loss and perplexity.
+//! Held-out metrics: exact match of greedy translations, token accuracy, loss and perplexity;
+//! and, for §6, exact match and BLEU of any decoding (greedy or beam search).
 
 use nalgebra::RealField;
 
-use crate::decode::{argmax, greedy};
+use crate::decode::{argmax, beam_search, greedy};
 use crate::model::Transformer;
 use crate::train::tasks::{Pair, BOS, EOS};
 use crate::train::trainer::parallel_map;
@@ -68,3 +69,53 @@ pub fn evaluate<T: RealField + Copy + Send + Sync>(
     }
 }
 // ANCHOR_END: evaluate
+
+/// What [`evaluate_decoding`] measures: the §6 metrics of a decoding method on held-out pairs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecodingMetrics {
+    /// Pairs evaluated.
+    pub pairs: usize,
+    /// Fraction of pairs whose translation equals the reference exactly.
+    pub exact_match: f64,
+    /// Corpus BLEU of the translations against the references (sacreBLEU's default).
+    pub bleu: crate::bleu::BleuScore,
+    /// Each pair's translation, in order.
+    pub hypotheses: Vec<Vec<usize>>,
+}
+
+// ANCHOR: evaluate_decoding
+/// Translates every pair's source by beam search (`beam` = 1 is greedy) with length penalty
+/// `alpha` and at most source length + 50 tokens (§6.1), on `threads` threads, and scores the
+/// translations against the references: exact match and corpus BLEU, the words of each side
+/// given by `words`.
+pub fn evaluate_decoding<T: RealField + Copy + Send + Sync>(
+    model: &Transformer<T>,
+    pairs: &[Pair],
+    threads: usize,
+    beam: usize,
+    alpha: T,
+    words: impl Fn(&[usize]) -> String + Sync,
+) -> DecodingMetrics {
+    let hypotheses = parallel_map(pairs.len(), threads, |i| {
+        let src = &pairs[i].src;
+        let best = beam_search(model, src, BOS, EOS, beam, alpha, src.len() + 50);
+        best.into_iter().next().map_or(Vec::new(), |h| h.tokens)
+    });
+    let exact = pairs
+        .iter()
+        .zip(&hypotheses)
+        .filter(|(p, h)| &p.tgt == *h)
+        .count();
+    let hyp_text: Vec<String> = hypotheses.iter().map(|h| words(h)).collect();
+    let ref_text: Vec<String> = pairs.iter().map(|p| words(&p.tgt)).collect();
+    let hyp: Vec<&str> = hyp_text.iter().map(String::as_str).collect();
+    let refs: Vec<&str> = ref_text.iter().map(String::as_str).collect();
+    let bleu = crate::bleu::corpus_bleu(&hyp, &refs).expect("one hypothesis per reference");
+    DecodingMetrics {
+        pairs: pairs.len(),
+        exact_match: exact as f64 / pairs.len().max(1) as f64,
+        bleu,
+        hypotheses,
+    }
+}
+// ANCHOR_END: evaluate_decoding
