@@ -242,3 +242,45 @@ pub fn bleu(reference: &Path, hypothesis: &Path, json: bool) -> Result<ExitCode,
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// For every Table 3 row that prints a parameter count, the vocabulary sizes that reproduce it,
+/// and the sizes common to all of them (with each row left out in turn when there are none).
+pub fn fit_vocab(row: &str, attention_bias: bool) -> Result<ExitCode, CliError> {
+    let names: Vec<&str> = if row == "all" {
+        TABLE3_ROWS.to_vec()
+    } else {
+        vec![row]
+    };
+    let mut fits = Vec::new();
+    for name in names {
+        let mut config = Config::table3(name).map_err(|e| CliError::usage(e.to_string()))?;
+        config.attention_bias = attention_bias;
+        let Some(paper) = Config::reported(name).and_then(|r| r.params_millions) else {
+            continue; // the table prints no count for this row
+        };
+        let range = config.vocabularies_for(paper);
+        let shown = range.map_or("none".to_string(), |(a, b)| format!("{a}..={b}"));
+        println!("{name:<5} {paper:>5}M  V in {shown}");
+        fits.push((name, range));
+    }
+    let common = |skip: Option<&str>| {
+        fits.iter()
+            .filter(|(name, _)| Some(*name) != skip)
+            .try_fold((1usize, usize::MAX), |(lo, hi), (_, r)| {
+                r.map(|(a, b)| (lo.max(a), hi.min(b)))
+            })
+            .filter(|(lo, hi)| lo <= hi)
+    };
+    match common(None) {
+        Some((lo, hi)) => println!("every row: V in {lo}..={hi}"),
+        None => {
+            println!("no single vocabulary reproduces every row");
+            for (name, _) in &fits {
+                if let Some((lo, hi)) = common(Some(name)) {
+                    println!("every row but {name}: V in {lo}..={hi}");
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

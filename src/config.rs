@@ -330,6 +330,32 @@ impl Config {
         }
     }
     // ANCHOR_END: param_counts
+
+    /// The vocabulary sizes V for which [`Config::param_counts`] gives a total that rounds to
+    /// `millions` million (as Table 3 prints its counts, to whole millions, halves rounded up):
+    /// the total is linear in V with slope d_model, so the answer is one interval, or `None`
+    /// when no V >= 1 fits.
+    ///
+    /// # Example
+    /// The base model without its embedding has 44,101,632 parameters; 65M needs
+    /// 64.5M <= 44,101,632 + 512 V < 65.5M, that is V from 39,841 to 41,793.
+    /// ```
+    /// let base = aiayn::Config::base();
+    /// assert_eq!(base.vocabularies_for(65.0), Some((39_841, 41_793)));
+    /// ```
+    pub fn vocabularies_for(&self, millions: f64) -> Option<(usize, usize)> {
+        let fixed = self.param_counts(0).total as f64; // everything but the embedding
+        let per_token = self.d_model as f64;
+        let low = ((millions - 0.5) * 1e6 - fixed) / per_token; // total >= (m - 0.5) 10^6
+        let high = ((millions + 0.5) * 1e6 - fixed) / per_token; // total < (m + 0.5) 10^6
+        let first = low.ceil().max(1.0);
+        let last = if high.fract() == 0.0 {
+            high - 1.0
+        } else {
+            high.floor()
+        };
+        (first <= last).then_some((first as usize, last as usize))
+    }
 }
 
 /// Parameter counts of a model, by part.

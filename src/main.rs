@@ -51,6 +51,10 @@ enum Command {
         /// One JSON object per row, in an array.
         #[arg(long)]
         json: bool,
+        /// Instead of counting: for each row with a count in Table 3, the vocabulary sizes that
+        /// reproduce it, and the sizes that reproduce all of them.
+        #[arg(long)]
+        fit_vocab: bool,
     },
     /// Check golden fixture files (fixtures/README.md) against this implementation.
     ///
@@ -145,7 +149,14 @@ fn main() -> ExitCode {
             vocab,
             attention_bias,
             json,
+            fit_vocab: false,
         } => cli::params(&config, vocab, attention_bias, json),
+        Command::Params {
+            config,
+            attention_bias,
+            fit_vocab: true,
+            ..
+        } => cli::fit_vocab(&config, attention_bias),
         Command::Verify { files } => cli::verify(&files),
         Command::Bleu {
             reference,

@@ -470,3 +470,21 @@ fn bleu_input_problems_exit_2_naming_the_file_and_line() {
         assert!(!stderr(&out).contains("panicked"), "{args:?}");
     }
 }
+
+#[test]
+fn fit_vocab_finds_one_vocabulary_for_every_table3_count_but_the_big_models() {
+    let out = aiayn(&["params", "--config", "all", "--fit-vocab"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("base     65M  V in 39841..=41793"), "{text}");
+    assert!(text.contains("big     213M  V in 35368..=36344"), "{text}");
+    assert!(
+        text.contains("no single vocabulary reproduces every row"),
+        "{text}"
+    );
+    let but: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("every row but"))
+        .collect();
+    assert_eq!(but, ["every row but big: V in 41004..=41208"], "{text}");
+}

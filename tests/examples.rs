@@ -619,3 +619,32 @@ fn the_sample_variance_divides_by_n_minus_1() {
     assert_abs_diff_eq!(mean, 3.0, epsilon = 1e-15);
     assert_abs_diff_eq!(variance, 14.0 / 3.0, epsilon = 1e-15);
 }
+
+#[test]
+fn the_vocabulary_ranges_reproduce_each_table3_count_and_nothing_beyond() {
+    // For every row with a printed count, the first and last V of the range give totals that
+    // round to the paper's millions, and the sizes just outside do not.
+    let rounds = |c: &Config, v: usize, m: f64| (c.param_counts(v).total as f64 / 1e6).round() == m;
+    let mut checked = 0;
+    for name in TABLE3_ROWS {
+        let Some(m) = Config::reported(name).and_then(|r| r.params_millions) else {
+            continue;
+        };
+        let c = Config::table3(name).unwrap();
+        let (lo, hi) = c
+            .vocabularies_for(m)
+            .expect("every printed count is reachable");
+        assert!(
+            rounds(&c, lo, m) && rounds(&c, hi, m),
+            "{name}: {lo}..={hi}"
+        );
+        assert!(
+            !rounds(&c, lo - 1, m) && !rounds(&c, hi + 1, m),
+            "{name}: {lo}..={hi}"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 11, "Table 3 prints 11 counts");
+    // a count below what the model has without any embedding is out of reach
+    assert_eq!(Config::base().vocabularies_for(40.0), None);
+}
