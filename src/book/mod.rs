@@ -21,6 +21,7 @@ pub mod preprocess;
 pub mod registry;
 pub mod serve;
 pub mod svg;
+pub mod worked;
 
 use std::fmt;
 use std::fs;
@@ -173,6 +174,7 @@ pub fn build(root: &Path, out: &Path) -> Result<Built, BookError> {
         )
         .count();
     md.with_preprocessor(preprocess::Equations { registry });
+    md.with_preprocessor(preprocess::WorkedExample);
     md.with_preprocessor(preprocess::Math {
         src_dir: book_dir.join("src"),
         display_prefix: "book/src/".to_string(),

@@ -1,10 +1,11 @@
-//! The two preprocessors the book is built with, run in-process by the mdBook driver after its
+//! The preprocessors the book is built with, run in-process by the mdBook driver after its
 //! own `{{#include}}` pass:
 //!
 //! 1. [`Equations`] replaces each `{{#verify eq:ID}}` under a display equation with a box naming
 //!    the function that computes it and the tests that check it, and expands
 //!    `{{#verification-table}}` into the table of every equation.
-//! 2. [`Math`] turns `$...$` and `$$...$$` into MathML; a LaTeX error fails the build and names
+//! 2. [`WorkedExample`] expands `{{#worked-example}}` into the numbers of [`super::worked`].
+//! 3. [`Math`] turns `$...$` and `$$...$$` into MathML; a LaTeX error fails the build and names
 //!    the chapter, the line and the expression.
 
 use std::collections::BTreeMap;
@@ -317,6 +318,35 @@ impl Preprocessor for Math {
         });
         match first_error {
             Some(e) => Err(Error::msg(e.to_string())),
+            None => Ok(book),
+        }
+    }
+}
+
+/// Expands `{{#worked-example}}` into the worked example's tables, computed from the committed
+/// model when the book is built.
+pub struct WorkedExample;
+
+/// The directive [`WorkedExample`] replaces.
+pub const WORKED_EXAMPLE: &str = "{{#worked-example}}";
+
+impl Preprocessor for WorkedExample {
+    fn name(&self) -> &str {
+        "aiayn-worked-example"
+    }
+
+    fn run(&self, _ctx: &PreprocessorContext, mut book: Book) -> Result<Book> {
+        let mut error = None;
+        book.for_each_chapter_mut(|ch| {
+            if error.is_none() && ch.content.contains(WORKED_EXAMPLE) {
+                match super::worked::markdown() {
+                    Ok(md) => ch.content = ch.content.replace(WORKED_EXAMPLE, &md),
+                    Err(e) => error = Some(format!("the worked example: {e}")),
+                }
+            }
+        });
+        match error {
+            Some(e) => Err(Error::msg(e)),
             None => Ok(book),
         }
     }
