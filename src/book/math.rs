@@ -61,13 +61,19 @@ pub fn to_mathml(latex: &str, display: bool) -> Result<String, String> {
     let events = pulldown_latex::Parser::new(latex, &storage)
         .collect::<Result<Vec<_>, ParserError>>()
         .map_err(|e| e.to_string())?;
+    // pulldown-latex copies the annotation as it is given: escape it here
+    let annotation = latex
+        .trim()
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
     let config = RenderConfig {
         display_mode: if display {
             DisplayMode::Block
         } else {
             DisplayMode::Inline
         },
-        annotation: Some(latex.trim()),
+        annotation: Some(&annotation),
         ..RenderConfig::default()
     };
     let mut mathml = String::new();
@@ -81,42 +87,47 @@ pub fn to_mathml(latex: &str, display: bool) -> Result<String, String> {
 }
 
 /// Writes each ASCII punctuation character of the text between tags as `&#N;`, and removes
-/// line breaks, so that markdown sees no markup in it. Tags and existing character references
-/// are copied unchanged.
+/// line breaks, so that markdown sees no markup in it. Tags (`<` followed by a letter or `/`)
+/// and complete character references (`&name;`, `&#N;`) are copied unchanged; any other `<` or
+/// `&` is text (pulldown-latex writes the operators `<` and `&` raw) and is escaped too.
 pub fn escape_for_markdown(html: &str) -> String {
     let mut out = String::with_capacity(html.len() * 5 / 4);
-    let mut chars = html.chars().peekable();
+    let mut rest = html;
     let mut in_tag = false;
-    while let Some(c) = chars.next() {
+    while let Some(c) = rest.chars().next() {
+        let after = &rest[c.len_utf8()..];
         if in_tag {
             out.push(if c == '\n' { ' ' } else { c });
             in_tag = c != '>';
+        } else if c == '<' && after.starts_with(|d: char| d.is_ascii_alphabetic() || d == '/') {
+            in_tag = true;
+            out.push(c);
+        } else if let Some(len) = (c == '&').then(|| reference_len(after)).flatten() {
+            out.push_str(&rest[..1 + len]); // an existing reference such as `&lt;` or `&#x2212;`
+            rest = &rest[1 + len..];
             continue;
+        } else if c == '\n' || c == '\r' {
+            out.push(' ');
+        } else if c.is_ascii_punctuation() {
+            out.push_str(&format!("&#{};", c as u32));
+        } else {
+            out.push(c);
         }
-        match c {
-            '<' => {
-                in_tag = true;
-                out.push(c);
-            }
-            '&' => {
-                // An existing reference such as `&lt;` or `&#x2212;`: copy it through `;`.
-                out.push(c);
-                while let Some(&d) = chars.peek() {
-                    out.push(d);
-                    chars.next();
-                    if d == ';' || !(d.is_ascii_alphanumeric() || d == '#') {
-                        break;
-                    }
-                }
-            }
-            '\n' | '\r' => out.push(' '),
-            c if c.is_ascii_punctuation() => {
-                out.push_str(&format!("&#{};", c as u32));
-            }
-            c => out.push(c),
-        }
+        rest = after;
     }
     out
+}
+
+/// The length of `name;` or `#123;` at the start of `s` (the rest of a character reference
+/// after its `&`), if there is one.
+fn reference_len(s: &str) -> Option<usize> {
+    let body = s.strip_prefix('#').unwrap_or(s);
+    let n = body
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .count();
+    let prefix = s.len() - body.len();
+    (n > 0 && body[n..].starts_with(';')).then_some(prefix + n + 1)
 }
 
 /// Replaces every math span of a chapter with MathML.
