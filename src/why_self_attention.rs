@@ -21,7 +21,7 @@
 //! itself), so that they count what Table 1 counts: the n^2 d of comparing all pairs.
 //! A multi-head attention sub-layer adds 4 n d^2 for its projections W^Q, W^K, W^V and W^O.
 
-use nalgebra::{DMatrix, RealField};
+use nalgebra::{DMatrix, DVector, RealField};
 use rand::Rng;
 
 use crate::attention::scaled_dot_product_attention;
@@ -83,12 +83,14 @@ impl<T: RealField + Copy> SequenceLayer<T> for Recurrent<T> {
     fn forward(&self, x: &DMatrix<T>) -> DMatrix<T> {
         let (n, d) = x.shape();
         let x_w = x * &self.w; // (n, d) x (d, d) -> (n, d): every position at once
+        let b = self.b.transpose(); // (d, 1)
         let mut h = DMatrix::zeros(n, d);
-        let mut h_prev = DMatrix::zeros(1, d);
+        let mut h_prev = DVector::zeros(d);
         for t in 0..n {
-            // (1, d) x (d, d) -> (1, d): this step needs the previous one
-            let h_t = (x_w.rows(t, 1) + &h_prev * &self.u + &self.b).map(|v| v.tanh());
-            h.row_mut(t).copy_from(&h_t);
+            // This step needs the previous one. h_{t-1} U is computed as the column
+            // U^T h_{t-1}: (d, d)^T x (d, 1) -> (d, 1), d dot products down U's columns.
+            let h_t = (x_w.row(t).transpose() + self.u.tr_mul(&h_prev) + &b).map(|v| v.tanh());
+            h.row_mut(t).copy_from(&h_t.transpose());
             h_prev = h_t;
         }
         h
