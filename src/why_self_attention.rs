@@ -354,20 +354,18 @@ pub fn dependencies(layer: &dyn SequenceLayer<f64>, x: &DMatrix<f64>, delta: f64
     let n = x.nrows();
     let out = layer.forward(x);
     let changed = |a: &DMatrix<f64>, b: &DMatrix<f64>| a.iter().zip(b.iter()).any(|(p, q)| p != q);
-    let mut inputs = vec![vec![false; n]; n];
-    let mut earlier = vec![vec![false; n]; n];
+    let perturbed = |m: &DMatrix<f64>, r: usize| {
+        let mut m = m.clone();
+        m.row_mut(r).add_scalar_mut(delta);
+        m
+    };
+    let (mut inputs, mut earlier) = (Vec::new(), Vec::new());
     for i in 0..n {
         let base = layer.row(x, &out, i);
-        for j in 0..n {
-            let mut x2 = x.clone();
-            x2.row_mut(j).add_scalar_mut(delta);
-            inputs[i][j] = changed(&layer.row(&x2, &out, i), &base);
-        }
-        for s in 0..i {
-            let mut out2 = out.clone();
-            out2.row_mut(s).add_scalar_mut(delta);
-            earlier[i][s] = changed(&layer.row(x, &out2, i), &base);
-        }
+        let reads_input = |j| changed(&layer.row(&perturbed(x, j), &out, i), &base);
+        let reads_earlier = |s| s < i && changed(&layer.row(x, &perturbed(&out, s), i), &base);
+        inputs.push((0..n).map(reads_input).collect());
+        earlier.push((0..n).map(reads_earlier).collect());
     }
     Reads { inputs, earlier }
 }
