@@ -14,6 +14,7 @@
 //! | §3.3 position-wise feed-forward, Eq. 2 | [`feed_forward`] |
 //! | §3.4 embeddings and softmax | [`embedding`] |
 //! | §3.5 positional encoding | [`positional`] |
+//! | §4 Table 1: the layers it compares, measured | [`why_self_attention`] |
 //! | §5 training: Eq. 3, Adam, label smoothing | [`train`] |
 //! | §6.1 BLEU, as sacreBLEU computes it | [`bleu`] |
 //! | §6.2 Table 3 | [`config`] |
@@ -40,6 +41,7 @@ pub mod positional;
 pub mod softmax;
 pub mod sublayer;
 pub mod train;
+pub mod why_self_attention;
 
 pub use config::Config;
 pub use model::Transformer;

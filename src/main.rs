@@ -1,5 +1,5 @@
 //! The `aiayn` command: serve or build the book, count parameters, verify fixtures, score BLEU,
-//! train and translate.
+//! train and translate, time the layers of Table 1.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cli;
+mod cli_table1;
 mod cli_train;
 
 #[derive(Parser)]
@@ -113,6 +114,12 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Time one forward pass of each layer of Table 1 (§4) over a range of n at fixed d.
+    ///
+    /// Self-attention, recurrent, convolutional and restricted self-attention layers in f32
+    /// on one thread; prints the median times and where self-attention stops being faster
+    /// than the recurrent layer. Exit status 2 for invalid sizes.
+    Table1(cli_table1::Table1Args),
     /// Translate sentences read from standard input, one a line, with a trained checkpoint.
     ///
     /// Beam search as in §6.1: a beam of --beam hypotheses, ranked by log-probability over the
@@ -169,6 +176,7 @@ fn main() -> ExitCode {
             beam,
             alpha,
         } => cli_train::translate(&checkpoint, beam, alpha),
+        Command::Table1(args) => cli_table1::table1(&args),
         Command::Average { checkpoints, out } => cli_train::average(&checkpoints, &out),
         Command::Evaluate {
             checkpoint,
