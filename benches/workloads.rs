@@ -11,11 +11,11 @@
 
 use std::hint::black_box;
 
-use aiayn::attention::scaled_dot_product_attention;
+use aiayn::attention::{scaled_dot_product_attention, Attention};
 use aiayn::config::Config;
 use aiayn::decode::{argmax, greedy};
 use aiayn::encoder::{EncoderLayer, LayerSizes};
-use aiayn::multi_head::MultiHeadAttention;
+use aiayn::multi_head::{MultiHeadAttention, MultiHeadOutput};
 use aiayn::softmax::softmax_rows;
 use aiayn::sublayer::NormPlacement;
 use aiayn::train::tasks::{Task, BOS};
@@ -230,12 +230,12 @@ pub fn prepare(id: &str, threads: usize) -> Option<(Box<dyn FnMut()>, Info)> {
     })
 }
 
-/// The fast path of Eq. 1 timed beside the plain one (filled in by the fast-path module).
-fn fast_attention(q: &DMatrix<f32>, k: &DMatrix<f32>, v: &DMatrix<f32>) -> DMatrix<f32> {
-    scaled_dot_product_attention(q, k, v, None).output
+/// The fast path of Eq. 1 (weights included), timed beside the plain one.
+fn fast_attention(q: &DMatrix<f32>, k: &DMatrix<f32>, v: &DMatrix<f32>) -> Attention<f32> {
+    aiayn::fast::scaled_dot_product_attention_fast(q, k, v, None)
 }
 
-/// The fast path of multi-head attention timed beside the plain one.
-fn fast_multi_head(mha: &MultiHeadAttention<f32>, x: &DMatrix<f32>) -> DMatrix<f32> {
-    mha.forward(x, x, x, None).output
+/// The fast path of multi-head attention (per-head weights included), timed beside the plain one.
+fn fast_multi_head(mha: &MultiHeadAttention<f32>, x: &DMatrix<f32>) -> MultiHeadOutput<f32> {
+    aiayn::fast::multi_head_forward_fast(mha, x, x, x, None)
 }
