@@ -30,6 +30,7 @@ pub mod decoder;
 pub mod dropout;
 pub mod embedding;
 pub mod encoder;
+pub mod fast;
 pub mod feed_forward;
 pub mod init;
 pub mod layer_norm;
