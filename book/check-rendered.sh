@@ -44,7 +44,7 @@ trap cleanup EXIT
 for attempt in $(seq 0 19); do
     "$aiayn" serve --port "$port" --out "$book" >"$work/serve.log" 2>&1 &
     server=$!
-    while kill -0 "$server" 2>/dev/null && ! grep -q '^serving' "$work/serve.log"; do
+    while kill -0 "$server" 2>/dev/null && ! grep -q '^serving' "$work/serve.log" 2>/dev/null; do
         sleep 0.2
     done
     if grep -q '^serving' "$work/serve.log"; then
