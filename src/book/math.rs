@@ -82,6 +82,9 @@ pub fn to_mathml(latex: &str, display: bool) -> Result<String, String> {
         config,
     )
     .map_err(|e| e.to_string())?;
+    // pulldown-latex writes `\mu` as the micro sign U+00B5, which browsers do not set in
+    // italic beside the other Greek letters; the Greek letter is U+03BC.
+    let raw = raw.replace('\u{b5}', "\u{3bc}");
     let mut mathml = unstretch_short_fences(&merge_upright_letters(&raw));
     if let Some(rest) = mathml.strip_prefix("<math") {
         let alt =
@@ -365,6 +368,15 @@ mod tests {
         let tall = to_mathml(r"\left(\frac{a}{b}\right) + \left(x\right)", false).unwrap();
         assert_eq!(tall.matches("stretchy=\"true\"").count(), 2, "{tall}");
         assert_eq!(tall.matches("stretchy=\"false\"").count(), 2, "{tall}");
+    }
+
+    #[test]
+    fn mu_is_the_greek_letter() {
+        let m = to_mathml(r"x - \mu", false).unwrap();
+        assert!(
+            m.contains("<mi>\u{3bc}</mi>") && !m.contains('\u{b5}'),
+            "{m}"
+        );
     }
 
     #[test]
