@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Renders a chapter of the book in headless Chromium and checks what a reader would see:
-# MathML elements in the page's DOM, the chapter's figures, and SVG files the browser can load;
-# then that the appendix's attention explorer runs and draws. Leaves screenshots for a person to
-# look at.
+# Renders every chapter of the book in headless Chromium at 1280 px and checks what a reader
+# would see (book/check-rendered.js does the measuring): no raw TeX left in the text, no
+# <merror>, no code listing that needs a horizontal scroll bar, no broken image, no table or
+# display equation wider than the content column; then that the appendix's attention explorer
+# runs and draws. Leaves screenshots for a person to look at.
 #
 #   bash book/check-rendered.sh            # from anywhere; installs Debian's chromium if missing
 #
@@ -13,8 +14,6 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 port="${AIAYN_CHECK_PORT:-3917}"
 work="${AIAYN_CHECK_OUT:-$root/target/check-rendered}"
-chapter="scaled-dot-product.html"
-
 if ! command -v chromium >/dev/null 2>&1; then
     echo "check-rendered: installing chromium (Debian package)"
     export DEBIAN_FRONTEND=noninteractive
@@ -28,27 +27,38 @@ book="$work/book"
 (cd "$root" && cargo build --release --quiet --bin aiayn)
 aiayn="${CARGO_TARGET_DIR:-$root/target}/release/aiayn"
 
-# Serve the freshly built book; stop the server (only it) on exit.
-"$aiayn" serve --port "$port" --out "$book" >"$work/serve.log" 2>&1 &
-server=$!
+# Serve the freshly built book; stop the server (only it) on exit. The server binds its port
+# before building and says "serving" when the book is ready; if the port is taken (another
+# checkout running this script), the next one is tried.
+server=""
 profile="$(mktemp -d)"
 cleanup() {
-    kill "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
+    if [ -n "$server" ]; then
+        kill "$server" 2>/dev/null || true
+        wait "$server" 2>/dev/null || true
+    fi
     rm -rf "$profile"
 }
 trap cleanup EXIT
 
-for _ in $(seq 1 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+for attempt in $(seq 0 19); do
+    "$aiayn" serve --port "$port" --out "$book" >"$work/serve.log" 2>&1 &
+    server=$!
+    while kill -0 "$server" 2>/dev/null && ! grep -q '^serving' "$work/serve.log" 2>/dev/null; do
+        sleep 0.2
+    done
+    if grep -q '^serving' "$work/serve.log"; then
         break
     fi
-    if ! kill -0 "$server" 2>/dev/null; then
-        echo "check-rendered: the server did not start:" >&2
-        cat "$work/serve.log" >&2
-        exit 1
+    wait "$server" 2>/dev/null || true
+    server=""
+    if grep -q 'in use' "$work/serve.log" && [ "$attempt" -lt 19 ]; then
+        port=$((port + 1))
+        continue
     fi
-    sleep 0.2
+    echo "check-rendered: the server did not start:" >&2
+    cat "$work/serve.log" >&2
+    exit 1
 done
 url="http://127.0.0.1:$port"
 
@@ -57,11 +67,6 @@ browse() {
         --disable-background-networking --disable-component-update --disable-sync \
         --disable-default-apps --hide-scrollbars --user-data-dir="$profile" "$@" 2>/dev/null
 }
-
-# A browser failure is reported by the checks below, not by `set -e`.
-browse --virtual-time-budget=3000 --dump-dom "$url/$chapter" >"$work/dom.html" || true
-browse --window-size=1280,2400 --virtual-time-budget=3000 \
-    --screenshot="$work/$chapter.png" "$url/$chapter" >/dev/null || true
 
 passed=0
 failed=0
@@ -75,18 +80,45 @@ check() { # check NAME CONDITION-RESULT DETAIL
     fi
 }
 
-maths=$(grep -o '<math' "$work/dom.html" | wc -l || true)
-check "the DOM has <math> elements" "$([ "$maths" -ge 5 ] && echo ok)" "found $maths"
-merrors=$(grep -o '<merror' "$work/dom.html" | wc -l || true)
-check "no <merror> in the DOM" "$([ "$merrors" -eq 0 ] && echo ok)" "found $merrors"
-figs=$(grep -o '<img[^>]*src="figures/[^"]*\.svg"' "$work/dom.html" | sed 's/.*src="//; s/"$//' | sort -u || true)
-nfigs=$(printf '%s\n' "$figs" | grep -c . || true)
-check "the chapter shows figures (<img src=figures/...svg>)" "$([ "$nfigs" -ge 1 ] && echo ok)" "found $nfigs"
-for fig in $figs; do
-    browse --dump-dom "$url/$fig" >"$work/fig.html" || true
-    check "the browser loads $fig as SVG" "$(grep -q '<svg' "$work/fig.html" && echo ok)" \
-        "no <svg> in what it loaded"
+# Every chapter, laid out at 1280 px: a copy of its page loads check-rendered.js, which
+# measures the page once its fonts and images have loaded and writes one line per check into
+# <pre id="rendered-report">; --dump-dom hands the page back with it.
+cp "$root/book/check-rendered.js" "$book/check-rendered.js"
+chapters=$(cd "$book" && ls -- *.html | grep -v -x -e print.html -e toc.html -e 404.html \
+    -e index.html -e '.*\.check\.html')
+for page in $chapters; do
+    probe="${page%.html}.check.html"
+    sed 's#</body>#<script src="check-rendered.js"></script></body>#' "$book/$page" >"$book/$probe"
+    # A browser failure is reported by the checks below, not by `set -e`.
+    browse --window-size=1280,2400 --virtual-time-budget=5000 --dump-dom "$url/$probe" \
+        >"$work/dom-$page" || true
+    report=$(sed -n '/<pre id="rendered-report">/,/<\/pre>/p' "$work/dom-$page" |
+        sed 's#<pre id="rendered-report">##; s#</pre>.*##; s/&lt;/</g; s/&gt;/>/g; s/&quot;/"/g; s/&amp;/\&/g')
+    if [ -z "$report" ]; then
+        check "$page: the page was measured" no "no report from check-rendered.js"
+        continue
+    fi
+    while IFS= read -r line; do
+        case "$line" in
+        "ok "*) check "$page: ${line#ok }" ok "" ;;
+        "FAIL "*)
+            name="${line#FAIL }"
+            check "$page: ${name%%: *}" no "${name#*: }"
+            ;;
+        esac
+    done <<<"$report"
 done
+
+chapter="scaled-dot-product.html"
+cp "$work/dom-$chapter" "$work/dom.html"
+browse --window-size=1280,2400 --virtual-time-budget=3000 \
+    --screenshot="$work/$chapter.png" "$url/$chapter" >/dev/null || true
+maths=$(grep -o '<math' "$work/dom.html" | wc -l || true)
+check "$chapter: the DOM has <math> elements" "$([ "$maths" -ge 5 ] && echo ok)" "found $maths"
+figs=$(grep -o '<img[^>]*src="figures/[^"]*\.svg"' "$work/dom.html" | sort -u | wc -l || true)
+check "$chapter: the chapter shows figures (<img src=figures/...svg>)" \
+    "$([ "$figs" -ge 1 ] && echo ok)" "found $figs"
+
 # The appendix's attention explorer: its script runs without errors and draws a heatmap.
 explorer="appendix-attention.html"
 timeout 120 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \

@@ -162,7 +162,7 @@ pub fn verify(files: &[PathBuf]) -> Result<ExitCode, CliError> {
                 );
                 for c in &report.comparisons {
                     println!(
-                        "  {:<28} {:<11}  max abs {:9.2e}  max rel {:9.2e}  tolerance abs {:.0e} + rel {:.0e}  {}",
+                        "  {:<17} {:<11}  max abs {:8.2e}  max rel {:8.2e}  tolerance {:.0e} + {:.0e} rel  {}",
                         c.name,
                         c.source.label(),
                         c.max_abs_error,

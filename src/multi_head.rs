@@ -142,7 +142,8 @@ impl<T: RealField + Copy> MultiHeadAttention<T> {
                 .copy_from(&head_i.output);
             weights.push(head_i.weights);
         }
-        let output = project(&concat, &self.w_o, &self.b_o); // (n, h d_v) x (h d_v, d_model) -> (n, d_model)
+        // (n, h d_v) x (h d_v, d_model) -> (n, d_model)
+        let output = project(&concat, &self.w_o, &self.b_o);
         MultiHeadOutput { output, weights }
     }
     // ANCHOR_END: multi_head

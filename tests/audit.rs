@@ -75,10 +75,12 @@ fn rows_in_audit() -> Vec<Row> {
         .filter(|l| l.starts_with("| `DEVIATION("))
         .map(|l| {
             let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            // | `DEVIATION(§x)`<br>`src/file.rs` | what | `test`,<br>`test` |
+            let place = ticked(cells[1]);
             Row {
-                marker: ticked(cells[1])[0].clone(),
-                file: ticked(cells[2])[0].clone(),
-                shown_by: ticked(cells[4]),
+                marker: place[0].clone(),
+                file: place[1].clone(),
+                shown_by: ticked(cells[3]),
             }
         })
         .collect()

@@ -1,6 +1,7 @@
 //! The book's integrity: every equation is labelled, implemented and tested; every include,
 //! SUMMARY entry and figure points at something real; and the built HTML has its math
-//! rendered and loads nothing from outside the book.
+//! rendered and loads nothing from outside the book; search indexes no LaTeX, and no figure
+//! shows text smaller than 11 px in the book's column.
 //!
 //! Each failure lists `file:line: id: what is wrong`, one per line.
 
@@ -109,12 +110,13 @@ fn every_figure_a_chapter_shows_is_drawn_by_the_figure_module() {
     assert_none("figures", &check::figure_links(&root()));
 }
 
-/// Removes `<pre>...</pre>` and `<code>...</code>`, whose text is code, not prose.
+/// Removes `<pre>...</pre>`, `<code>...</code>` and `<math>...</math>`, whose text is code or
+/// math (with its LaTeX in `alttext`), not prose.
 fn without_code(html: &str) -> String {
     let mut out = String::with_capacity(html.len());
     let mut rest = html;
     loop {
-        let next = ["<pre", "<code"]
+        let next = ["<pre", "<code", "<math"]
             .iter()
             .filter_map(|tag| rest.find(tag).map(|at| (at, *tag)))
             .min();
@@ -123,7 +125,11 @@ fn without_code(html: &str) -> String {
             return out;
         };
         out.push_str(&rest[..at]);
-        let close = if tag == "<pre" { "</pre>" } else { "</code>" };
+        let close = match tag {
+            "<pre" => "</pre>",
+            "<code" => "</code>",
+            _ => "</math>",
+        };
         match rest[at..].find(close) {
             Some(end) => rest = &rest[at + end + close.len()..],
             None => return out,
@@ -147,6 +153,46 @@ fn attribute_values(html: &str, tag: &str, attr: &str) -> Vec<String> {
         }
     }
     values
+}
+
+/// LaTeX commands (`\frac`, `\mathrm`, ...) in `text`; a backslash doubled by JSON counts
+/// as one.
+fn latex_commands(text: &str) -> Vec<String> {
+    const COMMANDS: [&str; 16] = [
+        "frac",
+        "mathrm",
+        "left",
+        "right",
+        "sqrt",
+        "alpha",
+        "epsilon",
+        "text",
+        "cdot",
+        "sum",
+        "begin",
+        "infty",
+        "quad",
+        "mathbf",
+        "operatorname",
+        "times",
+    ];
+    let mut found = Vec::new();
+    for (at, _) in text.match_indices('\\') {
+        let word: String = text[at + 1..]
+            .chars()
+            .take_while(char::is_ascii_alphabetic)
+            .collect();
+        if COMMANDS.contains(&word.as_str()) {
+            let start = text[..at]
+                .char_indices()
+                .rev()
+                .nth(30)
+                .map_or(0, |(i, _)| i);
+            let context: String = text[start..].chars().take(60).collect();
+            found.push(format!("\\{word} in {context:?}"));
+        }
+    }
+    found
 }
 
 fn line_of(text: &str, needle: &str) -> usize {
@@ -178,6 +224,9 @@ fn the_built_book_has_rendered_math_figures_and_nothing_from_outside() {
         if prose.contains("$$") {
             problems.push(format!("{name}:{}: unrendered `$$`", line_of(&html, "$$")));
         }
+        for command in latex_commands(&prose) {
+            problems.push(format!("{name}: raw LaTeX in the text: {command}"));
+        }
         if html.contains("<merror") {
             problems.push(format!(
                 "{name}:{}: math parse error marker <merror>",
@@ -200,6 +249,27 @@ fn the_built_book_has_rendered_math_figures_and_nothing_from_outside() {
                 problems.push(format!("{name}: shows {src}, which was not written"));
             }
         }
+    }
+    // mdBook indexes the text of every element: the LaTeX of a formula must not be text.
+    let mut indexes = 0;
+    for entry in fs::read_dir(&out).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("searchindex") {
+            indexes += 1;
+            let index = fs::read_to_string(&path).unwrap();
+            for command in latex_commands(&index).into_iter().take(5) {
+                problems.push(format!("{name}: LaTeX in the search index: {command}"));
+            }
+            if !index.contains("α = 0.3") {
+                problems.push(format!(
+                    "{name}: the formula α = 0.3 is not indexed as text"
+                ));
+            }
+        }
+    }
+    if indexes == 0 {
+        problems.push("no searchindex file was written".to_string());
     }
     let chapter = fs::read_to_string(out.join("scaled-dot-product.html"))
         .expect("the book has a scaled-dot-product chapter");
@@ -237,6 +307,50 @@ fn the_built_book_has_rendered_math_figures_and_nothing_from_outside() {
         problems.len(),
         problems.join("\n  ")
     );
+}
+
+/// The width of the book's content column (`--content-max-width` in `book/theme/aiayn.css`)
+/// less a figure's 1 px border on each side: a wider SVG is scaled down to it.
+const COLUMN_PX: f64 = 798.0;
+
+/// The `font-size` values (attribute or style) of an SVG.
+fn font_sizes(svg: &str) -> Vec<f64> {
+    let mut sizes = Vec::new();
+    for pattern in ["font-size=\"", "font-size:"] {
+        for (at, _) in svg.match_indices(pattern) {
+            let number: String = svg[at + pattern.len()..]
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.')
+                .collect();
+            if let Ok(size) = number.parse() {
+                sizes.push(size);
+            }
+        }
+    }
+    sizes
+}
+
+#[test]
+fn no_figure_text_is_smaller_than_11_px_in_the_column() {
+    let mut problems = Vec::new();
+    for (name, svg) in figures::draw_all().unwrap() {
+        let width: f64 = attribute_values(&svg, "svg", "width")
+            .first()
+            .and_then(|w| w.trim_end_matches("px").parse().ok())
+            .unwrap_or_else(|| panic!("{name}.svg has no width"));
+        let scale = (COLUMN_PX / width).min(1.0);
+        let sizes = font_sizes(&svg);
+        assert!(!sizes.is_empty(), "{name}.svg: no font-size found");
+        let smallest = sizes.iter().copied().fold(f64::INFINITY, f64::min);
+        if smallest * scale < 11.0 {
+            problems.push(format!(
+                "{name}.svg: {smallest:.1} px text in a {width} px figure shows at {:.1} px",
+                smallest * scale
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 /// A crate root with a one-chapter book, for build failures.

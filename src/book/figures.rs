@@ -210,7 +210,7 @@ fn pe_curves() -> Result<String, String> {
             .x_label_formatter(&|x| format!("{x:.0}"))
             .y_label_formatter(&|y| format!("{y:.1}"))
             .y_desc("encoding")
-            .label_style((FONT, 13))
+            .label_style((FONT, 14))
             .axis_desc_style((FONT, 14))
             .light_line_style(BLACK.mix(0.05))
             .draw()?;
@@ -254,20 +254,20 @@ fn pe_heatmap() -> Result<String, String> {
     svg.text(
         w / 2.0,
         24.0,
-        "PE(pos, i), d_model = 64: even i sine, odd i cosine",
+        "PE(pos, j), d_model = 64: even j sine, odd j cosine",
         16.0,
         Anchor::Middle,
         TextStyle::PLAIN,
     );
     let cells = (0..n).flat_map(|pos| {
         let pe = &pe;
-        (0..d_model).map(move |i| {
+        (0..d_model).map(move |j| {
             (
-                left + i as f64 * cell,
+                left + j as f64 * cell,
                 top + pos as f64 * cell,
                 cell,
                 cell,
-                svg::diverging(quantize(pe[(pos, i)], 32)),
+                svg::diverging(quantize(pe[(pos, j)], 32)),
             )
         })
     });
@@ -276,7 +276,7 @@ fn pe_heatmap() -> Result<String, String> {
     svg.text(
         left + d_model as f64 * cell / 2.0,
         h - 12.0,
-        "dimension i",
+        "dimension j",
         14.0,
         Anchor::Middle,
         TextStyle::PLAIN,
@@ -408,7 +408,7 @@ fn lrate_curves() -> Result<String, String> {
             .y_desc("learning rate (× 10^-3)")
             .x_label_formatter(&|x| format!("{}k", (x / 1000.0).round()))
             .y_label_formatter(&|y| format!("{y:.1}"))
-            .label_style((FONT, 13))
+            .label_style((FONT, 14))
             .axis_desc_style((FONT, 14))
             .light_line_style(BLACK.mix(0.05))
             .draw()?;
@@ -466,7 +466,7 @@ fn dot_variance() -> Result<String, String> {
             .y_desc("variance")
             .x_label_formatter(&|x| format!("{x}"))
             .y_label_formatter(&|y| format!("{y}"))
-            .label_style((FONT, 13))
+            .label_style((FONT, 14))
             .axis_desc_style((FONT, 14))
             .light_line_style(BLACK.mix(0.05))
             .draw()?;
@@ -555,7 +555,7 @@ fn softmax_saturation() -> Result<String, String> {
             .x_desc("d_k")
             .y_desc("largest weight")
             .x_label_formatter(&|x| format!("{x}"))
-            .label_style((FONT, 13))
+            .label_style((FONT, 14))
             .axis_desc_style((FONT, 14))
             .light_line_style(BLACK.mix(0.05))
             .draw()?;
@@ -678,10 +678,11 @@ fn causal_mask() -> Result<String, String> {
     let x = unit_variance(n, d_k, &mut rng);
     let scores = &x * x.transpose() / (d_k as f64).sqrt(); // (n, d_k) x (d_k, n) -> (n, n)
     let a = scaled_dot_product_attention(&x, &x, &x, Some(&mask));
-    let cell = 52.0;
+    // Narrow enough (850 px) that the book's 800 px column shows its 13 px labels above 12 px.
+    let cell = 44.0;
     let (left1, top) = (70.0, 92.0);
-    let left2 = left1 + n as f64 * cell + 64.0;
-    let left3 = left2 + n as f64 * cell + 64.0;
+    let left2 = left1 + n as f64 * cell + 50.0;
+    let left3 = left2 + n as f64 * cell + 50.0;
     let width = left3 + n as f64 * cell + 20.0;
     let height = top + n as f64 * cell + 56.0;
     let mut svg = Svg::new(
@@ -707,7 +708,7 @@ fn causal_mask() -> Result<String, String> {
             left + n as f64 * cell / 2.0,
             60.0,
             "keys j",
-            12.0,
+            13.0,
             Anchor::Middle,
             TextStyle::MUTED,
         );
@@ -752,7 +753,7 @@ fn causal_mask() -> Result<String, String> {
                     x0 + cell / 2.0,
                     y0 + cell / 2.0 + 4.0,
                     &text,
-                    12.0,
+                    13.0,
                     Anchor::Middle,
                     style,
                 );
@@ -761,7 +762,7 @@ fn causal_mask() -> Result<String, String> {
                 left - 6.0,
                 top + (i as f64 + 0.5) * cell + 4.0,
                 tokens[i],
-                12.0,
+                13.0,
                 Anchor::End,
                 TextStyle::PLAIN,
             );
@@ -771,7 +772,7 @@ fn causal_mask() -> Result<String, String> {
                 left + (j as f64 + 0.5) * cell,
                 top - 8.0,
                 token,
-                12.0,
+                13.0,
                 Anchor::Middle,
                 TextStyle::PLAIN,
             );
@@ -782,7 +783,7 @@ fn causal_mask() -> Result<String, String> {
         width / 2.0,
         height - 18.0,
         "Self-attention of five random vectors x (q = k = x, d_k = 8, seed 3). Each row of weights sums to 1; masked entries are exactly 0.",
-        12.0,
+        13.0,
         Anchor::Middle,
         TextStyle::MUTED,
     );
@@ -1196,7 +1197,7 @@ fn data_flow() -> Result<String, String> {
         ATTENTION,
         &[
             "masked multi-head self-attention",
-            "(position i sees 0..=i)",
+            "(position i sees positions ≤ i)",
         ],
     );
     let d_norm1 = block(&mut svg, dec_x, 566.0, w, 30.0, NORM, &["add & LayerNorm"]);
@@ -1392,7 +1393,7 @@ fn training_curves(csv: &str, task: &str) -> Result<String, String> {
             .y_desc("loss (nats)")
             .x_label_formatter(&|x| format!("{x:.0}"))
             .y_label_formatter(&|y| format!("{y:.1}"))
-            .label_style((FONT, 13))
+            .label_style((FONT, 14))
             .axis_desc_style((FONT, 14))
             .light_line_style(BLACK.mix(0.05))
             .draw()?;
@@ -1412,7 +1413,7 @@ fn training_curves(csv: &str, task: &str) -> Result<String, String> {
             .y_desc("%")
             .x_label_formatter(&|x| format!("{x:.0}"))
             .y_label_formatter(&|y| format!("{y:.0}"))
-            .label_style((FONT, 13))
+            .label_style((FONT, 14))
             .axis_desc_style((FONT, 14))
             .light_line_style(BLACK.mix(0.05))
             .draw()?;
@@ -1503,7 +1504,7 @@ fn table1_timing() -> Result<String, String> {
             .y_labels((y_hi - y_lo) as usize + 1)
             .x_label_formatter(&|x| format!("{:.0}", 2f64.powf(*x)))
             .y_label_formatter(&|y| format_tick(10f64.powf(*y)))
-            .label_style((FONT, 13))
+            .label_style((FONT, 14))
             .axis_desc_style((FONT, 14))
             .light_line_style(BLACK.mix(0.05))
             .draw()?;

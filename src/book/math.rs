@@ -54,6 +54,11 @@ impl std::error::Error for MathError {}
 
 /// Renders LaTeX to MathML, escaped for use inside markdown.
 ///
+/// The LaTeX goes into the `alttext` attribute of `<math>` (as Wikipedia's MathML does), not
+/// into an `<annotation>`: mdBook's search index takes the text of every element, so an
+/// annotation would make each formula read twice in search results, once as MathML text and
+/// once as LaTeX ("α = 0.3 \alpha = 0.3").
+///
 /// # Errors
 /// The parser's message if the LaTeX does not parse.
 pub fn to_mathml(latex: &str, display: bool) -> Result<String, String> {
@@ -61,29 +66,127 @@ pub fn to_mathml(latex: &str, display: bool) -> Result<String, String> {
     let events = pulldown_latex::Parser::new(latex, &storage)
         .collect::<Result<Vec<_>, ParserError>>()
         .map_err(|e| e.to_string())?;
-    // pulldown-latex copies the annotation as it is given: escape it here
-    let annotation = latex
-        .trim()
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;");
     let config = RenderConfig {
         display_mode: if display {
             DisplayMode::Block
         } else {
             DisplayMode::Inline
         },
-        annotation: Some(&annotation),
+        annotation: None,
         ..RenderConfig::default()
     };
-    let mut mathml = String::new();
+    let mut raw = String::new();
     pulldown_latex::push_mathml(
-        &mut mathml,
+        &mut raw,
         events.into_iter().map(Ok::<_, ParserError>),
         config,
     )
     .map_err(|e| e.to_string())?;
+    // pulldown-latex writes `\mu` as the micro sign U+00B5, which browsers do not set in
+    // italic beside the other Greek letters; the Greek letter is U+03BC.
+    let raw = raw.replace('\u{b5}', "\u{3bc}");
+    let mut mathml = unstretch_short_fences(&merge_upright_letters(&raw));
+    if let Some(rest) = mathml.strip_prefix("<math") {
+        let alt =
+            super::preprocess::html_escape(&latex.split_whitespace().collect::<Vec<_>>().join(" "));
+        mathml = format!("<math alttext=\"{alt}\"{rest}");
+    }
     Ok(escape_for_markdown(&mathml))
+}
+
+const UPRIGHT: &str = "<mi mathvariant=\"normal\">";
+
+/// Joins runs of one-letter upright identifiers, as pulldown-latex writes `\mathrm{head}`
+/// (`<mi mathvariant="normal">h</mi><mi mathvariant="normal">e</mi>...`), into one
+/// `<mi>` holding the word: the browser then sets it as a word, and search finds "head".
+pub fn merge_upright_letters(mathml: &str) -> String {
+    let mut out = String::with_capacity(mathml.len());
+    let mut rest = mathml;
+    while let Some(at) = rest.find(UPRIGHT) {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let mut word = String::new();
+        // Take `<mi mathvariant="normal">X</mi>` while X is plain text (no markup).
+        while let Some(after) = rest.strip_prefix(UPRIGHT) {
+            match after.find("</mi>") {
+                Some(end) if !after[..end].contains('<') => {
+                    word.push_str(&after[..end]);
+                    rest = &after[end + "</mi>".len()..];
+                }
+                _ => break,
+            }
+        }
+        if word.is_empty() {
+            // Not plain text: copy the tag and go on after it.
+            out.push_str(UPRIGHT);
+            rest = &rest[UPRIGHT.len()..];
+        } else {
+            out.push_str(UPRIGHT);
+            out.push_str(&word);
+            out.push_str("</mi>");
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+const STRETCHY: &str = "<mo stretchy=\"true\">";
+
+/// Elements that make a formula taller than a line of text.
+const TALL: [&str; 8] = [
+    "<mfrac", "<mtable", "<munder", "<mover", "<msqrt", "<mroot", "largeop", "<mpadded",
+];
+
+/// Makes the fences of `\left( ... \right)` plain (not stretchy) when what they enclose is no
+/// taller than a line. A stretchy operator is as wide as the widest of its font's size variants
+/// (MathML Core: its preferred inline size does not depend on how far it stretches), so Chromium
+/// sets a stretchy parenthesis around `x + 1` with the side bearings of a big one: visible space
+/// on both sides. Fences around fractions, roots, tables or big operators stay stretchy.
+pub fn unstretch_short_fences(mathml: &str) -> String {
+    let opening = format!("<mrow>{STRETCHY}");
+    let mut plain: Vec<usize> = Vec::new(); // offsets of `<mo stretchy="true">` to make plain
+    let mut from = 0;
+    while let Some(found) = mathml[from..].find(&opening) {
+        let start = from + found;
+        from = start + opening.len();
+        // The matching `</mrow>`.
+        let mut depth = 0usize;
+        let mut at = start;
+        let mut end = None;
+        while at < mathml.len() {
+            let r = &mathml[at..];
+            if r.starts_with("<mrow") {
+                depth += 1;
+            } else if r.starts_with("</mrow>") {
+                depth -= 1;
+                if depth == 0 {
+                    end = Some(at);
+                    break;
+                }
+            }
+            at += r.chars().next().map_or(1, char::len_utf8);
+        }
+        let Some(end) = end else { break };
+        let inner = &mathml[start..end];
+        let Some(close) = inner.rfind(STRETCHY) else {
+            continue;
+        };
+        if close > opening.len() && !TALL.iter().any(|t| inner.contains(t)) {
+            plain.push(start + "<mrow>".len());
+            plain.push(start + close);
+        }
+    }
+    plain.sort_unstable();
+    plain.dedup();
+    let mut out = String::with_capacity(mathml.len() + plain.len());
+    let mut last = 0;
+    for at in plain {
+        out.push_str(&mathml[last..at]);
+        out.push_str("<mo stretchy=\"false\">");
+        last = at + STRETCHY.len();
+    }
+    out.push_str(&mathml[last..]);
+    out
 }
 
 /// Writes each ASCII punctuation character of the text between tags as `&#N;`, and removes
@@ -250,6 +353,42 @@ mod tests {
         let err = render_chapter("ok\n\n$$\n\\frac{a}{b\n$$\n", "c.md", None).unwrap_err();
         assert_eq!(err.line, 3, "{err}");
         assert!(render_chapter("It costs $5 and $6.\n", "c.md", None).is_ok());
+    }
+
+    #[test]
+    fn upright_words_are_one_identifier() {
+        let m = to_mathml(r"\mathrm{head}_i = x", false).unwrap();
+        assert!(m.contains("<mi mathvariant=\"normal\">head</mi>"), "{m}");
+        assert_eq!(
+            merge_upright_letters("<mi mathvariant=\"normal\">a</mi><mi>b</mi>"),
+            "<mi mathvariant=\"normal\">a</mi><mi>b</mi>"
+        );
+    }
+
+    #[test]
+    fn fences_stretch_only_around_tall_content() {
+        let short = to_mathml(r"\max\left(0, x W_1 + b_1\right)", false).unwrap();
+        assert!(!short.contains("stretchy=\"true\""), "{short}");
+        assert_eq!(short.matches("stretchy=\"false\"").count(), 2, "{short}");
+        let tall = to_mathml(r"\left(\frac{a}{b}\right) + \left(x\right)", false).unwrap();
+        assert_eq!(tall.matches("stretchy=\"true\"").count(), 2, "{tall}");
+        assert_eq!(tall.matches("stretchy=\"false\"").count(), 2, "{tall}");
+    }
+
+    #[test]
+    fn mu_is_the_greek_letter() {
+        let m = to_mathml(r"x - \mu", false).unwrap();
+        assert!(
+            m.contains("<mi>\u{3bc}</mi>") && !m.contains('\u{b5}'),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn the_latex_is_kept_in_alttext_and_not_in_the_text() {
+        let m = to_mathml(r"\alpha = 0.3", false).unwrap();
+        assert!(m.starts_with("<math alttext=\"\\alpha = 0.3\""), "{m}");
+        assert!(!m.contains("<annotation"), "{m}");
     }
 
     #[test]

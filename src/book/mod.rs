@@ -5,7 +5,8 @@
 //!
 //! 1. scans the equation registry ([`registry`]) from `book/src`, `src`, `tests`, `fixtures`;
 //! 2. runs mdBook's own `{{#include}}` pass, then [`preprocess::Equations`] (a box under every
-//!    equation, the verification table) and [`preprocess::Math`] (LaTeX to MathML);
+//!    equation, the verification table), [`preprocess::Listings`] (dedented code) and
+//!    [`preprocess::Math`] (LaTeX to MathML);
 //! 3. renders HTML into the output directory and writes the figures ([`figures`]) into its
 //!    `figures/` directory, drawn meanwhile on another thread, with the appendix's attention
 //!    explorer data ([`appendix`]).
@@ -174,6 +175,7 @@ pub fn build(root: &Path, out: &Path) -> Result<Built, BookError> {
         )
         .count();
     md.with_preprocessor(preprocess::Equations { registry });
+    md.with_preprocessor(preprocess::Listings);
     md.with_preprocessor(preprocess::WorkedExample);
     md.with_preprocessor(preprocess::Math {
         src_dir: book_dir.join("src"),

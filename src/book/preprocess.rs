@@ -4,8 +4,10 @@
 //! 1. [`Equations`] replaces each `{{#verify eq:ID}}` under a display equation with a box naming
 //!    the function that computes it and the tests that check it, and expands
 //!    `{{#verification-table}}` into the table of every equation.
-//! 2. [`WorkedExample`] expands `{{#worked-example}}` into the numbers of [`super::worked`].
-//! 3. [`Math`] turns `$...$` and `$$...$$` into MathML; a LaTeX error fails the build and names
+//! 2. [`Listings`] removes the indentation that code included from inside an `impl` block or
+//!    a module brings along, so listings start at the left edge of their box.
+//! 3. [`WorkedExample`] expands `{{#worked-example}}` into the numbers of [`super::worked`].
+//! 4. [`Math`] turns `$...$` and `$$...$$` into MathML; a LaTeX error fails the build and names
 //!    the chapter, the line and the expression.
 
 use std::collections::BTreeMap;
@@ -349,5 +351,85 @@ impl Preprocessor for WorkedExample {
             Some(e) => Err(Error::msg(e)),
             None => Ok(book),
         }
+    }
+}
+
+/// The preprocessor that dedents code listings.
+pub struct Listings;
+
+impl Preprocessor for Listings {
+    fn name(&self) -> &str {
+        "aiayn-listings"
+    }
+
+    fn run(&self, _ctx: &PreprocessorContext, mut book: Book) -> Result<Book> {
+        book.for_each_chapter_mut(|ch| ch.content = dedent_listings(&ch.content));
+        Ok(book)
+    }
+}
+
+/// Removes from each fenced code block (fence at the start of a line) the indentation common to
+/// its non-blank lines, as `{{#include file:anchor}}` of a method brings its `impl`'s four
+/// spaces. A block indented with tabs, or not at all, is left as it is.
+pub fn dedent_listings(text: &str) -> String {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        let fence_char = match line.chars().next() {
+            Some(c @ ('`' | '~')) => c,
+            _ => {
+                out.push_str(line);
+                i += 1;
+                continue;
+            }
+        };
+        let fence_len = line.chars().take_while(|&c| c == fence_char).count();
+        let closes = |l: &str| {
+            let run = l.chars().take_while(|&c| c == fence_char).count();
+            run >= fence_len && l[run..].trim().is_empty()
+        };
+        let Some(end) = (i + 1..lines.len()).find(|&j| closes(lines[j])) else {
+            out.push_str(line);
+            i += 1;
+            continue;
+        };
+        if fence_len < 3 {
+            out.push_str(line);
+            i += 1;
+            continue;
+        }
+        let body = &lines[i + 1..end];
+        let indent = body
+            .iter()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.len() - l.trim_start_matches(' ').len())
+            .min()
+            .unwrap_or(0);
+        out.push_str(line);
+        for l in body {
+            let spaces = l.len() - l.trim_start_matches(' ').len();
+            out.push_str(&l[spaces.min(indent)..]);
+        }
+        out.push_str(lines[end]);
+        i = end + 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dedent_listings;
+
+    #[test]
+    fn listings_lose_their_common_indentation_and_nothing_else_changes() {
+        let text = "Text\n    indented prose\n\n```rust\n    /// Doc.\n    fn f() {\n\n        1\n    }\n```\n\n~~~\nx\n  y\n~~~\n";
+        let out = dedent_listings(text);
+        assert_eq!(
+            out,
+            "Text\n    indented prose\n\n```rust\n/// Doc.\nfn f() {\n\n    1\n}\n```\n\n~~~\nx\n  y\n~~~\n"
+        );
+        assert_eq!(dedent_listings("```\n  open\n"), "```\n  open\n");
     }
 }
