@@ -648,3 +648,38 @@ fn the_vocabulary_ranges_reproduce_each_table3_count_and_nothing_beyond() {
     // a count below what the model has without any embedding is out of reach
     assert_eq!(Config::base().vocabularies_for(40.0), None);
 }
+
+#[test]
+fn the_reported_numbers_are_table_3_as_printed() {
+    // (row, PPL, BLEU, params in millions): Table 3 of the paper, newstest2013.
+    let table: [(&str, f64, f64, Option<f64>); 20] = [
+        ("base", 4.92, 25.8, Some(65.0)),
+        ("A1", 5.29, 24.9, None),
+        ("A2", 5.00, 25.5, None),
+        ("A3", 4.91, 25.8, None),
+        ("A4", 5.01, 25.4, None),
+        ("B1", 5.16, 25.1, Some(58.0)),
+        ("B2", 5.01, 25.4, Some(60.0)),
+        ("C1", 6.11, 23.7, Some(36.0)),
+        ("C2", 5.19, 25.3, Some(50.0)),
+        ("C3", 4.88, 25.5, Some(80.0)),
+        ("C4", 5.75, 24.5, Some(28.0)),
+        ("C5", 4.66, 26.0, Some(168.0)),
+        ("C6", 5.12, 25.4, Some(53.0)),
+        ("C7", 4.75, 26.2, Some(90.0)),
+        ("D1", 5.77, 24.6, None),
+        ("D2", 4.95, 25.5, None),
+        ("D3", 4.67, 25.3, None),
+        ("D4", 5.47, 25.7, None),
+        ("E", 4.92, 25.7, None),
+        ("big", 4.33, 26.4, Some(213.0)),
+    ];
+    for (name, ppl, bleu, params) in table {
+        let r = Config::reported(name).unwrap_or_else(|| panic!("{name}"));
+        assert_eq!(
+            (r.ppl, r.bleu, r.params_millions),
+            (ppl, bleu, params),
+            "{name}"
+        );
+    }
+}
