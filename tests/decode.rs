@@ -9,13 +9,11 @@ mod properties_support;
 
 const REGRESSIONS: &str = "proptest-regressions/decode.txt";
 
-use aiayn::config::{Config, Positional};
 use aiayn::decode::{argmax, beam_search, beam_search_traced, greedy, length_penalty};
 use aiayn::encoder::LayerSizes;
 use aiayn::layer_norm::LayerNorm;
-use aiayn::params::Parameters;
 use aiayn::Transformer;
-use properties_support::{layer_sizes, rng, scramble};
+use properties_support::{layer_sizes, rng};
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 use rand::Rng;
@@ -24,16 +22,11 @@ use rand::Rng;
 const MAX_POSITIONS: usize = 8;
 
 fn cases(n: u32) -> ProptestConfig {
-    let base = properties_support::config(REGRESSIONS);
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(n);
-    ProptestConfig { cases, ..base }
+    properties_support::config_with_cases(REGRESSIONS, n)
 }
 
-/// A two-layer model with the sizes `s` (d_model = h d_v) and every parameter random; with
-/// `final_norm`, a post-norm decoder gets a final LayerNorm too (pre-norm always has one).
+/// A random two-layer model (see `properties_support::random_model`); with `final_norm`, a
+/// post-norm decoder gets a random final LayerNorm too (pre-norm always has one).
 fn random_model(
     s: &LayerSizes,
     learned: bool,
@@ -41,31 +34,11 @@ fn random_model(
     vocab: usize,
     r: &mut impl Rng,
 ) -> Transformer<f64> {
-    let d_model = s.h * s.d_v;
-    let config = Config {
-        n_layers: 2,
-        d_model,
-        d_ff: s.d_ff,
-        h: s.h,
-        d_k: s.d_k,
-        d_v: s.d_v,
-        attention_bias: s.attention_bias,
-        layer_norm_eps: s.layer_norm_eps,
-        placement: s.placement,
-        positional: if learned || d_model % 2 == 1 {
-            Positional::Learned
-        } else {
-            Positional::Sinusoidal
-        },
-        max_len: MAX_POSITIONS,
-        ..Config::base()
-    };
-    let mut model = Transformer::new(&config, vocab, r).expect("valid config");
+    let mut model = properties_support::random_model(s, learned, MAX_POSITIONS, vocab, r);
     if final_norm && model.decoder.final_norm.is_none() {
-        model.decoder.final_norm = Some(LayerNorm::new(d_model, s.layer_norm_eps));
-    }
-    for t in model.params_mut() {
-        scramble(t.data, 1.0, r);
+        let mut norm = LayerNorm::new(s.h * s.d_v, s.layer_norm_eps);
+        properties_support::scramble_norm(&mut norm, r);
+        model.decoder.final_norm = Some(norm);
     }
     model
 }

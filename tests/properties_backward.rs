@@ -16,7 +16,6 @@ mod properties_support;
 const REGRESSIONS: &str = "proptest-regressions/properties_backward.txt";
 
 use aiayn::attention::{scaled_dot_product_attention, scaled_dot_product_attention_backward};
-use aiayn::config::{Config, Positional};
 use aiayn::decoder::Decoder;
 use aiayn::dropout::Dropout;
 use aiayn::encoder::{Encoder, LayerSizes};
@@ -31,8 +30,8 @@ use aiayn::sublayer::NormPlacement;
 use aiayn::Transformer;
 use nalgebra::DMatrix;
 use properties_support::{
-    layer_sizes, random_decoder_layer, random_encoder_layer, random_multi_head, rng, scramble,
-    scramble_ffn, scramble_norm, uniform,
+    layer_sizes, random_decoder_layer, random_encoder_layer, random_multi_head, rng, scramble_ffn,
+    scramble_norm, uniform,
 };
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
@@ -41,12 +40,7 @@ use rand::Rng;
 const H: f64 = 1e-5;
 
 fn cases(n: u32) -> ProptestConfig {
-    let base = properties_support::config(REGRESSIONS);
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(n);
-    ProptestConfig { cases, ..base }
+    properties_support::config_with_cases(REGRESSIONS, n)
 }
 
 fn close(analytic: f64, numeric: f64) -> bool {
@@ -343,99 +337,12 @@ proptest! {
     }
 }
 
-/// A model with the heads, widths, biases and placement of `s` (d_model = h d_v, as a model
-/// requires), 2 + 2 layers, every parameter random.
+/// A random 2 + 2-layer model with learned positions covering 8 (see `properties_support`).
 fn random_model(
     s: &LayerSizes,
     learned: bool,
     vocab: usize,
     r: &mut impl rand::Rng,
 ) -> Transformer<f64> {
-    let d_model = s.h * s.d_v;
-    let config = Config {
-        n_layers: 2,
-        d_model,
-        d_ff: s.d_ff,
-        h: s.h,
-        d_k: s.d_k,
-        d_v: s.d_v,
-        attention_bias: s.attention_bias,
-        layer_norm_eps: s.layer_norm_eps,
-        placement: s.placement,
-        positional: if learned || d_model % 2 == 1 {
-            Positional::Learned
-        } else {
-            Positional::Sinusoidal
-        },
-        max_len: 8,
-        ..Config::base()
-    };
-    let mut model = Transformer::new(&config, vocab, r).expect("valid config");
-    for t in model.params_mut() {
-        scramble(t.data, 1.0, r);
-    }
-    model
-}
-
-proptest! {
-    #![proptest_config(cases(64))]
-
-    /// The loss's gradient, carried through the generator's log-softmax, is (p - q) / n on the
-    /// logits, and agrees with finite differences of the loss of log_softmax(logits).
-    // verifies: eq:loss-backward (gradient)
-    #[test]
-    fn loss_backward_gives_p_minus_q_on_the_logits(
-        seed in any::<u64>(), n in 1..=4usize, vocab in 2..=7usize, eps in 0.0..0.3f64, others in any::<bool>()
-    ) {
-        use aiayn::train::label_smoothing::{label_smoothed_loss, label_smoothed_loss_backward, smoothed_targets, Spread};
-        let mut r = rng(seed);
-        let spread = if others { Spread::OtherClasses } else { Spread::AllClasses };
-        let logits = uniform(n, vocab, 3.0, &mut r);
-        let targets: Vec<usize> = (0..n).map(|_| r.random_range(0..vocab)).collect();
-        let d_log_probs = label_smoothed_loss_backward::<f64>(&targets, vocab, eps, spread);
-        let d_logits = log_softmax_rows_backward(&log_softmax_rows(&logits), &d_log_probs);
-        let p_minus_q = (softmax_rows(&logits) - smoothed_targets::<f64>(&targets, vocab, eps, spread)) / n as f64;
-        prop_assert!(properties_support::max_abs_diff(&d_logits, &p_minus_q) <= 1e-15);
-        assert_input_grad("logits", &logits, &d_logits, |x| {
-            label_smoothed_loss(&log_softmax_rows(x), &targets, eps, spread)
-        });
-    }
-}
-
-proptest! {
-    #![proptest_config(cases(24))]
-
-    /// A batch of pairs stacked row-wise (B up to 4, padded sources) gives, block by block, the
-    /// log-probabilities of each pair alone, and its gradient is the sum of the pairs'
-    /// gradients: stacking changes only how the work is laid out.
-    // verifies: eq:multi-head-backward (property)
-    #[test]
-    fn a_stacked_batch_equals_its_pairs_one_by_one(
-        seed in any::<u64>(), s in layer_sizes(), b in 1..=4usize, n_s in 1..=4usize, n_t in 1..=4usize, vocab in 2..=6usize
-    ) {
-        let mut r = rng(seed);
-        let model = random_model(&s, false, vocab, &mut r);
-        let src: Vec<Vec<usize>> = (0..b).map(|_| (0..n_s).map(|_| r.random_range(0..vocab)).collect()).collect();
-        let tgt: Vec<Vec<usize>> = (0..b).map(|_| (0..n_t).map(|_| r.random_range(0..vocab)).collect()).collect();
-        let pads: Vec<Vec<bool>> = (0..b).map(|_| {
-            let real = r.random_range(1..=n_s);
-            (0..n_s).map(|i| i >= real).collect()
-        }).collect();
-        let w = uniform(b * n_t, vocab, 1.0, &mut r);
-        let (log_probs, cache) = model.forward_train(&src, &tgt, &pads, &mut Dropout::off());
-        let stacked = model.backward(&cache, &w);
-        let mut summed = aiayn::params::zeros_like(&model);
-        for k in 0..b {
-            let alone = model.forward(&src[k], &tgt[k], Some(&pads[k]));
-            let block = log_probs.rows(k * n_t, n_t).into_owned();
-            prop_assert!(properties_support::max_abs_diff(&block, &alone) <= 1e-12);
-            let (_, c) = model.forward_train(&src[k..=k], &tgt[k..=k], &pads[k..=k], &mut Dropout::off());
-            aiayn::params::add_assign(&mut summed, &model.backward(&c, &w.rows(k * n_t, n_t).into_owned()));
-        }
-        for (a, e) in stacked.params().iter().zip(summed.params()) {
-            for (x, y) in a.data.iter().zip(e.data) {
-                prop_assert!((x - y).abs() <= 1e-12 * (1.0 + y.abs()), "{}: {x} vs {y}", a.name);
-            }
-        }
-    }
+    properties_support::random_model(s, learned, 8, vocab, r)
 }

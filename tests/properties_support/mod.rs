@@ -178,3 +178,54 @@ pub fn random_decoder_layer(s: &LayerSizes, rng: &mut impl Rng) -> DecoderLayer<
     scramble_norm(&mut layer.norm_3, rng);
     layer
 }
+
+/// [`config`] with `n` cases unless `PROPTEST_CASES` says otherwise: for the tests that each
+/// run many forward passes.
+pub fn config_with_cases(regressions: &'static str, n: u32) -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(n);
+    ProptestConfig {
+        cases,
+        ..config(regressions)
+    }
+}
+
+/// A 2 + 2-layer model with the heads, widths, biases and placement of `s` (d_model = h d_v,
+/// as a model requires), learned positions covering `max_len` (always for an odd d_model,
+/// which sinusoids do not allow), every parameter uniform in [-1, 1].
+pub fn random_model(
+    s: &LayerSizes,
+    learned: bool,
+    max_len: usize,
+    vocab: usize,
+    r: &mut impl Rng,
+) -> aiayn::Transformer<f64> {
+    use aiayn::config::{Config, Positional};
+    use aiayn::params::Parameters;
+    let d_model = s.h * s.d_v;
+    let config = Config {
+        n_layers: 2,
+        d_model,
+        d_ff: s.d_ff,
+        h: s.h,
+        d_k: s.d_k,
+        d_v: s.d_v,
+        attention_bias: s.attention_bias,
+        layer_norm_eps: s.layer_norm_eps,
+        placement: s.placement,
+        positional: if learned || d_model % 2 == 1 {
+            Positional::Learned
+        } else {
+            Positional::Sinusoidal
+        },
+        max_len,
+        ..Config::base()
+    };
+    let mut model = aiayn::Transformer::new(&config, vocab, r).expect("valid config");
+    for t in model.params_mut() {
+        scramble(t.data, 1.0, r);
+    }
+    model
+}
