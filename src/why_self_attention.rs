@@ -261,9 +261,9 @@ impl<T: RealField + Copy> SequenceLayer<T> for RestrictedSelfAttention {
 
     fn row(&self, x: &DMatrix<T>, _earlier: &DMatrix<T>, i: usize) -> DMatrix<T> {
         let window = self.window(i, x.nrows());
+        // (1, d) x (d, r) -> (1, r), then (1, r) x (r, d) -> (1, d)
         let q = x.rows(i, 1).into_owned(); // (1, d)
         let kv = x.rows(window.start, window.len()).into_owned(); // (r, d)
-                                                                  // (1, d) x (d, r) -> (1, r), then (1, r) x (r, d) -> (1, d)
         scaled_dot_product_attention(&q, &kv, &kv, None).output
     }
 }
