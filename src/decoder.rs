@@ -330,14 +330,8 @@ impl<T: RealField + Copy> Decoder<T> {
         self_mask: Option<&Mask>,
         memory_mask: Option<&Mask>,
     ) -> DMatrix<T> {
-        let mut y = y.clone();
-        for layer in &self.layers {
-            y = layer.forward(&y, memory, self_mask, memory_mask);
-        }
-        if let Some(norm) = &self.final_norm {
-            y = norm.forward(&y);
-        }
-        y
+        self.forward_with_weights(y, memory, self_mask, memory_mask)
+            .0
     }
 
     /// [`Decoder::forward`], also returning every layer's attention weights (appendix figures).

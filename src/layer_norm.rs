@@ -47,12 +47,7 @@ impl<T: RealField + Copy> LayerNorm<T> {
     /// If `x` is not d_model wide.
     pub fn forward(&self, x: &DMatrix<T>) -> DMatrix<T> {
         let d = self.gain.len();
-        assert_eq!(
-            x.ncols(),
-            d,
-            "layer norm: input is {} wide but d_model = {d}",
-            x.ncols()
-        );
+        check_width(x, d);
         let d_t: T = nalgebra::convert(d as f64);
         let eps: T = nalgebra::convert(self.eps);
         let mut y = x.clone();
@@ -75,12 +70,7 @@ impl<T: RealField + Copy> LayerNorm<T> {
     /// adjacent. The per-row statistics are gathered in vectors with one entry per row.
     pub fn forward_train(&self, x: &DMatrix<T>) -> (DMatrix<T>, LayerNormCache<T>) {
         let d = self.gain.len();
-        assert_eq!(
-            x.ncols(),
-            d,
-            "layer norm: input is {} wide but d_model = {d}",
-            x.ncols()
-        );
+        check_width(x, d);
         let d_t: T = nalgebra::convert(d as f64);
         let eps: T = nalgebra::convert(self.eps);
         let mean = x.column_mean(); // one entry per row
@@ -160,4 +150,14 @@ impl<T: RealField + Copy> Parameters<T> for LayerNorm<T> {
             ParamMut::row("bias", &mut self.bias),
         ]
     }
+}
+
+/// Panics, naming both widths, unless `x` is `d` wide.
+fn check_width<T: RealField>(x: &DMatrix<T>, d: usize) {
+    assert_eq!(
+        x.ncols(),
+        d,
+        "layer norm: input is {} wide but d_model = {d}",
+        x.ncols()
+    );
 }
