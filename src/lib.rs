@@ -9,6 +9,7 @@
 //! |---|---|
 //! | §3.1 encoder and decoder stacks | [`encoder`], [`decoder`], [`sublayer`], [`layer_norm`], [`model`] |
 //! | §3.2.1 scaled dot-product attention, Eq. 1 | [`attention`], [`softmax`] |
+//! | Eq. 1 in O(n) memory, block by block (beside the paper) | [`blockwise`] |
 //! | §3.2.2 multi-head attention | [`multi_head`] |
 //! | §3.2.3 masks | [`mask`] |
 //! | §3.3 position-wise feed-forward, Eq. 2 | [`feed_forward`] |
@@ -24,6 +25,7 @@
 
 pub mod attention;
 pub mod bleu;
+pub mod blockwise;
 pub mod config;
 pub mod decode;
 pub mod decoder;
