@@ -4,7 +4,7 @@
 //! The paper computes Eq. 1 directly, `softmax(Q K^T / sqrt(d_k)) V`, and so does
 //! [`crate::attention`]: its scores and weights are n m numbers each, 1 GiB apiece in f32 at
 //! n = m = 16384. This module is an addition beside it, not a change of the model: the same
-//! function of Q, K and V, equal up to rounding (`tests/properties_flash.rs`), with the same
+//! function of Q, K and V, equal up to rounding (`tests/properties_blockwise.rs`), with the same
 //! masks, returning the output only.
 //!
 //! # The idea
