@@ -43,6 +43,7 @@ ROWS = [
     "train_step-64",
     "fast_attention-512",
     "fast_multi_head-512",
+    "blockwise_attention-4096",
 ]
 D_MODEL, H, D_FF = 512, 8, 2048
 D_K = D_MODEL // H
@@ -159,6 +160,9 @@ def build_torch(row, info):
     if kind in ("attention", "fast_attention"):
         q, k, v = (torch.rand(n, D_K) * 2 - 1 for _ in range(3))
         return lambda: attention(q, k, v)
+    if kind == "blockwise_attention":  # no weights: PyTorch picks its fused CPU kernel
+        q, k, v = ((torch.rand(n, D_K) * 2 - 1)[None] for _ in range(3))  # (1, n, d_k)
+        return lambda: F.scaled_dot_product_attention(q, k, v)
     if kind in ("multi_head", "fast_multi_head"):
         mha = nn.MultiheadAttention(D_MODEL, H, bias=False, batch_first=True).eval()
         x = torch.rand(1, n, D_MODEL) * 2 - 1
@@ -221,6 +225,8 @@ def flops(row, info):
     if kind == "matmul":
         return 2 * n**3
     if kind in ("attention", "fast_attention"):
+        return 4 * n * n * D_K
+    if kind == "blockwise_attention":
         return 4 * n * n * D_K
     if kind in ("multi_head", "fast_multi_head"):
         return mha(n, n)

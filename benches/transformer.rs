@@ -54,6 +54,7 @@ fn benches(c: &mut Criterion) {
         &["fast_attention-512", "fast_multi_head-512"],
         20,
     );
+    group(c, "blockwise", &["blockwise_attention-4096"], 10);
 }
 
 criterion_group!(all, benches);

@@ -26,7 +26,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 /// Every workload, in the order the comparison reports them.
-pub const ROWS: [&str; 16] = [
+pub const ROWS: [&str; 17] = [
     "matmul-512",
     "softmax-512",
     "attention-128",
@@ -44,6 +44,8 @@ pub const ROWS: [&str; 16] = [
     // the fast paths beside the plain code, timed on the same inputs
     "fast_attention-512",
     "fast_multi_head-512",
+    // Eq. 1 block by block, output only (aiayn::blockwise)
+    "blockwise_attention-4096",
 ];
 
 /// d_model, h and d_ff of the base model (Table 3), used by every inference workload.
@@ -226,8 +228,26 @@ pub fn prepare(id: &str, threads: usize) -> Option<(Box<dyn FnMut()>, Info)> {
                 info,
             )
         }
+        "blockwise_attention" => {
+            let q = random(n, D_K, &mut rng);
+            let k = random(n, D_K, &mut rng);
+            let v = random(n, D_K, &mut rng);
+            let blocks = aiayn::blockwise::Blocks::default();
+            let f = move || drop(black_box(blockwise(&q, &k, &v, blocks)));
+            (Box::new(f), vec![("n", n), ("d_k", D_K)])
+        }
         _ => return None,
     })
+}
+
+/// Eq. 1 block by block without a mask (the output only).
+fn blockwise(
+    q: &DMatrix<f32>,
+    k: &DMatrix<f32>,
+    v: &DMatrix<f32>,
+    blocks: aiayn::blockwise::Blocks,
+) -> DMatrix<f32> {
+    aiayn::blockwise::blockwise_attention(q, k, v, None, blocks)
 }
 
 /// The fast path of Eq. 1 (weights included), timed beside the plain one.
