@@ -160,7 +160,7 @@ def build_torch(row, info):
     if kind in ("attention", "fast_attention"):
         q, k, v = (torch.rand(n, D_K) * 2 - 1 for _ in range(3))
         return lambda: attention(q, k, v)
-    if kind == "blockwise_attention":  # no weights: PyTorch picks its fused CPU kernel
+    if kind == "blockwise_attention":  # no weights: PyTorch runs its flash-attention CPU kernel
         q, k, v = ((torch.rand(n, D_K) * 2 - 1)[None] for _ in range(3))  # (1, n, d_k)
         return lambda: F.scaled_dot_product_attention(q, k, v)
     if kind in ("multi_head", "fast_multi_head"):

@@ -47,7 +47,7 @@
 //! under a causal mask). A query that may see no key keeps `l = 0` and gets a zero output, as
 //! in Eq. 1.
 
-use nalgebra::{DMatrix, DMatrixView, RealField};
+use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, RealField};
 
 use crate::mask::Allows;
 
@@ -120,7 +120,7 @@ pub fn blockwise_attention<T: RealField + Copy>(
                 continue; // no query of this block may see these keys
             }
             let tile = &mut tile[..keys.len() * queries.len()];
-            let mut s_t = nalgebra::DMatrixViewMut::from_slice(tile, keys.len(), queries.len());
+            let mut s_t = DMatrixViewMut::from_slice(tile, keys.len(), queries.len());
             // (b_k, d_k) x (d_k, b_q) -> (b_k, b_q), scaled by 1 / sqrt(d_k)
             s_t.gemm(
                 scale,
@@ -143,10 +143,9 @@ pub fn blockwise_attention<T: RealField + Copy>(
             }
             let p = DMatrixView::from_slice(&*tile, keys.len(), queries.len()); // (b_k, b_q)
             let v_block = v_t.columns(j0, keys.len()); // (d_v, b_k)
-                                                       // (d_v, b_k) x (b_k, b_q) -> (d_v, b_q), added to the rescaled o
-            out_t
-                .columns_mut(i0, queries.len())
-                .gemm(T::one(), &v_block, &p, T::one());
+            let mut o_block = out_t.columns_mut(i0, queries.len());
+            // (d_v, b_k) x (b_k, b_q) -> (d_v, b_q), added to the rescaled o
+            o_block.gemm(T::one(), &v_block, &p, T::one());
         }
         for (c, &l) in sum.iter().enumerate() {
             if l > T::zero() {
