@@ -135,7 +135,8 @@ pub fn sample_moments(xs: &[f64]) -> (f64, f64) {
     (mean, variance)
 }
 
-fn check_shapes<T: RealField>(q: &DMatrix<T>, k: &DMatrix<T>, v: &DMatrix<T>) {
+/// Panics unless q and k are equally wide and k and v equally long; the message names the sizes.
+pub(crate) fn check_shapes<T: RealField>(q: &DMatrix<T>, k: &DMatrix<T>, v: &DMatrix<T>) {
     assert_eq!(
         q.ncols(),
         k.ncols(),

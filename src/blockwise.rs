@@ -193,13 +193,7 @@ fn check<T: RealField>(
     mask: Option<&dyn Allows>,
     blocks: Blocks,
 ) {
-    assert!(
-        q.ncols() == k.ncols() && k.nrows() == v.nrows(),
-        "attention: q is {:?}, k is {:?}, v is {:?}; need q and k equally wide, k and v equally long",
-        q.shape(),
-        k.shape(),
-        v.shape()
-    );
+    crate::attention::check_shapes(q, k, v);
     if let Some(mask) = mask {
         assert_eq!(
             mask.shape(),

@@ -256,7 +256,7 @@ fn blockwise_attention_names_a_mask_of_the_wrong_shape() {
 }
 
 #[test]
-#[should_panic(expected = "need q and k equally wide, k and v equally long")]
+#[should_panic(expected = "attention: queries have d_k = 2 but keys have d_k = 4")]
 fn blockwise_attention_names_mismatched_shapes() {
     let x = DMatrix::<f64>::zeros(3, 2);
     blockwise_attention(&x, &DMatrix::zeros(3, 4), &x, None, Blocks::default());
