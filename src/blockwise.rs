@@ -39,7 +39,8 @@
 //! accumulator `O^T += V_B^T P` (d_v, b_q), where P holds the exponentials. Everything is kept
 //! transposed (one column per query) because a `DMatrix` stores columns contiguously: a
 //! query's scores, and its running output, are each one contiguous run of memory. Memory
-//! beyond the inputs and the output: one (b_k, b_q) tile, and two numbers per query.
+//! beyond the inputs and the output: transposed copies of Q, V and the output (O(n) each, as
+//! the inputs are), one (b_k, b_q) tile, and mu and l for the b_q queries of the current tile.
 //!
 //! Masks are read through [`Allows`]: a [`Mask`](crate::mask::Mask) grid, or an
 //! [`ImplicitMask`](crate::mask::ImplicitMask) for causal and padding masks, which stores no
