@@ -13,7 +13,8 @@
 use nalgebra::{DMatrix, DMatrixViewMut, RealField};
 
 use super::kernels::{
-    block, linear, map_chunks, scale_rows, softmax_rows_in_place, strided, transposed, RowStats,
+    block, linear, map_chunks, recycle, scale_rows, scratch, softmax_rows_in_place, strided,
+    transposed, RowStats,
 };
 use crate::attention::Attention;
 use crate::mask::Mask;
@@ -171,16 +172,16 @@ fn multi_head<T: RealField + Copy>(
     let q = linear(query, strided(&mha.w_q), mha.b_q.as_ref(), false, threads); // (n, h d_k)
     let k = linear(key, strided(&mha.w_k), mha.b_k.as_ref(), false, threads); // (m, h d_k)
     let v = linear(value, strided(&mha.w_v), mha.b_v.as_ref(), false, threads); // (m, h d_v)
-    let mut concat = DMatrix::zeros(n, h * d_v); // (n, h d_v); head i writes its d_v columns
+    let mut concat = scratch(n, h * d_v); // (n, h d_v); head i writes its d_v columns
     let weights = map_chunks(
         concat.as_mut_slice(),
         &vec![n * d_v; h],
         threads,
         || {
-            let scratch = if keep_weights { 0 } else { n * m };
-            (vec![T::zero(); scratch], RowStats::new())
+            let scores = scratch(if keep_weights { 0 } else { n }, m);
+            (Spare(scores), RowStats::new())
         },
-        |(scratch, stats), i, out| {
+        |(Spare(scores), stats), i, out| {
             let head = Head {
                 q: &q.as_slice()[i * n * d_k..(i + 1) * n * d_k],
                 k: &k.as_slice()[i * m * d_k..(i + 1) * m * d_k],
@@ -195,11 +196,24 @@ fn multi_head<T: RealField + Copy>(
                 head.attend(mask, w.as_mut_slice(), true, stats, out);
                 Some(w)
             } else {
-                head.attend(mask, scratch, false, stats, out);
+                head.attend(mask, scores.as_mut_slice(), false, stats, out);
                 None
             }
         },
     );
     let output = linear(&concat, strided(&mha.w_o), mha.b_o.as_ref(), false, threads); // (n, d_model)
+    for temporary in [q, k, v, concat] {
+        recycle(temporary);
+    }
     (output, weights.into_iter().flatten().collect())
+}
+
+/// A thread's scores buffer, handed back to that thread's spare buffers when the thread is
+/// done with its heads.
+struct Spare<T: RealField + Copy>(DMatrix<T>);
+
+impl<T: RealField + Copy> Drop for Spare<T> {
+    fn drop(&mut self) {
+        recycle(std::mem::replace(&mut self.0, DMatrix::zeros(0, 0)));
+    }
 }

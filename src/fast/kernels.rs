@@ -6,7 +6,8 @@
 //! visits the matrix column by column: each column is contiguous in nalgebra's storage, so
 //! every pass streams through memory and the per-row updates become vector instructions.
 
-use std::any::TypeId;
+use std::any::{Any, TypeId};
+use std::cell::RefCell;
 
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, Dyn, MatrixView, RealField, RowDVector};
 
@@ -25,6 +26,53 @@ pub(crate) type StridedView<'a, T> = MatrixView<'a, T, Dyn, Dyn, Dyn, Dyn>;
 /// for any count.
 fn column_block(d_out: usize) -> usize {
     d_out.div_ceil(4).next_multiple_of(16).max(256)
+}
+
+thread_local! {
+    /// Buffers of finished temporaries, kept for the next temporary on the same thread.
+    static SPARE: RefCell<Vec<Box<dyn Any>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// How many spare buffers a thread keeps: enough for one layer's temporaries.
+const SPARE_BUFFERS: usize = 8;
+
+/// A zeroed (rows, cols) matrix for a temporary, in the memory of an earlier temporary of
+/// this thread when there is one ([`recycle`]). A fresh allocation of a few megabytes costs a
+/// page fault per 4 KiB page when first written (the allocator returns freed memory to the
+/// system), about a tenth of an encoder layer's time; a reused buffer costs one memset.
+pub(crate) fn scratch<T: RealField + Copy>(rows: usize, cols: usize) -> DMatrix<T> {
+    let len = rows * cols;
+    let spare = SPARE.with(|spare| {
+        let mut spare = spare.borrow_mut();
+        let fits = spare
+            .iter()
+            .position(|b| {
+                b.downcast_ref::<Vec<T>>()
+                    .is_some_and(|v| v.capacity() >= len)
+            })
+            .or_else(|| spare.iter().position(|b| b.is::<Vec<T>>()));
+        fits.map(|i| {
+            *spare
+                .swap_remove(i)
+                .downcast::<Vec<T>>()
+                .expect("checked above")
+        })
+    });
+    let mut data = spare.unwrap_or_default();
+    data.clear();
+    data.resize(len, T::zero());
+    DMatrix::from_vec(rows, cols, data)
+}
+
+/// Keeps the memory of a finished temporary for [`scratch`] on this thread.
+pub(crate) fn recycle<T: RealField + Copy>(m: DMatrix<T>) {
+    let data: Vec<T> = m.data.into();
+    SPARE.with(|spare| {
+        let mut spare = spare.borrow_mut();
+        if spare.len() < SPARE_BUFFERS {
+            spare.push(Box::new(data));
+        }
+    });
 }
 
 /// Runs `f(state, c, chunk)` for chunk c = 0 .. `lens.len()` of `data`, split into consecutive
@@ -108,7 +156,7 @@ pub(crate) fn linear<T: RealField + Copy>(
         w.nrows()
     );
     let (n, d_out) = (x.nrows(), w.ncols());
-    let mut y = DMatrix::zeros(n, d_out);
+    let mut y = scratch(n, d_out);
     let width = column_block(d_out);
     let lens: Vec<usize> = (0..d_out.div_ceil(width))
         .map(|c| n * width.min(d_out - c * width))

@@ -10,7 +10,9 @@
 use nalgebra::{DMatrix, RealField};
 
 use super::attention::multi_head_output_fast;
-use super::kernels::{layer_norm_in_place, linear, log_softmax_rows_in_place, strided, transposed};
+use super::kernels::{
+    layer_norm_in_place, linear, log_softmax_rows_in_place, recycle, scratch, strided, transposed,
+};
 use crate::decoder::{Decoder, DecoderLayer};
 use crate::encoder::{Encoder, EncoderLayer};
 use crate::feed_forward::FeedForward;
@@ -29,7 +31,9 @@ pub fn feed_forward_fast<T: RealField + Copy>(
     threads: usize,
 ) -> DMatrix<T> {
     let hidden = linear(x, strided(&ffn.w_1), Some(&ffn.b_1), true, threads); // (n, d_ff)
-    linear(&hidden, strided(&ffn.w_2), Some(&ffn.b_2), false, threads) // (n, d_model)
+    let y = linear(&hidden, strided(&ffn.w_2), Some(&ffn.b_2), false, threads); // (n, d_model)
+    recycle(hidden);
+    y
 }
 
 /// [`crate::sublayer::residual`] on the fast path: post-norm LayerNorm(x + f(x)), or pre-norm
@@ -48,9 +52,11 @@ fn residual_fast<T: RealField + Copy>(
             y
         }
         NormPlacement::Pre => {
-            let mut x_norm = x.clone();
+            let mut x_norm = scratch(x.nrows(), x.ncols());
+            x_norm.copy_from(x);
             layer_norm_in_place(norm, &mut x_norm);
             let mut y = sublayer(&x_norm);
+            recycle(x_norm);
             y += x;
             y
         }
@@ -70,9 +76,11 @@ pub fn encoder_layer_forward_fast<T: RealField + Copy>(
     let z = residual_fast(x, &layer.norm_1, layer.placement, |x| {
         multi_head_output_fast(&layer.self_attn, x, x, x, mask, threads)
     });
-    residual_fast(&z, &layer.norm_2, layer.placement, |z| {
+    let y = residual_fast(&z, &layer.norm_2, layer.placement, |z| {
         feed_forward_fast(&layer.ffn, z, threads)
-    })
+    });
+    recycle(z);
+    y
 }
 
 /// [`DecoderLayer::forward`] on the fast path.
@@ -94,9 +102,12 @@ pub fn decoder_layer_forward_fast<T: RealField + Copy>(
     let b = residual_fast(&a, &layer.norm_2, layer.placement, |a| {
         multi_head_output_fast(&layer.cross_attn, a, memory, memory, memory_mask, threads)
     });
-    residual_fast(&b, &layer.norm_3, layer.placement, |b| {
+    recycle(a);
+    let c = residual_fast(&b, &layer.norm_3, layer.placement, |b| {
         feed_forward_fast(&layer.ffn, b, threads)
-    })
+    });
+    recycle(b);
+    c
 }
 
 /// The stack's optional final LayerNorm, in place.
@@ -119,7 +130,8 @@ pub fn encoder_forward_fast<T: RealField + Copy>(
 ) -> DMatrix<T> {
     let mut x = x.clone();
     for layer in &encoder.layers {
-        x = encoder_layer_forward_fast(layer, &x, mask, threads);
+        let y = encoder_layer_forward_fast(layer, &x, mask, threads);
+        recycle(std::mem::replace(&mut x, y));
     }
     final_norm(&encoder.final_norm, x)
 }
@@ -138,7 +150,8 @@ pub fn decoder_forward_fast<T: RealField + Copy>(
 ) -> DMatrix<T> {
     let mut y = y.clone();
     for layer in &decoder.layers {
-        y = decoder_layer_forward_fast(layer, &y, memory, self_mask, memory_mask, threads);
+        let out = decoder_layer_forward_fast(layer, &y, memory, self_mask, memory_mask, threads);
+        recycle(std::mem::replace(&mut y, out));
     }
     final_norm(&decoder.final_norm, y)
 }
@@ -176,6 +189,8 @@ pub fn transformer_forward_fast<T: RealField + Copy>(
     let e = &model.embedding.weight; // (vocab, d_model)
     let e_t = transposed(e.as_slice(), e.nrows(), e.ncols()); // (d_model, vocab)
     let mut logits = linear(&y, e_t, None, false, threads); // (n_t, vocab)
+    recycle(y);
+    recycle(memory);
     log_softmax_rows_in_place(&mut logits);
     logits
 }
