@@ -15,6 +15,7 @@ use aiayn::attention::{scaled_dot_product_attention, Attention};
 use aiayn::config::Config;
 use aiayn::decode::{argmax, greedy};
 use aiayn::encoder::{EncoderLayer, LayerSizes};
+use aiayn::fast;
 use aiayn::multi_head::{MultiHeadAttention, MultiHeadOutput};
 use aiayn::softmax::softmax_rows;
 use aiayn::sublayer::NormPlacement;
@@ -26,7 +27,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 /// Every workload, in the order the comparison reports them.
-pub const ROWS: [&str; 17] = [
+pub const ROWS: [&str; 19] = [
     "matmul-512",
     "softmax-512",
     "attention-128",
@@ -46,6 +47,8 @@ pub const ROWS: [&str; 17] = [
     "fast_multi_head-512",
     // Eq. 1 block by block, output only (aiayn::blockwise)
     "blockwise_attention-4096",
+    "fast_encoder_layer-512",
+    "fast_stacks-128",
 ];
 
 /// d_model, h and d_ff of the base model (Table 3), used by every inference workload.
@@ -138,9 +141,9 @@ pub fn greedy_full(model: &Transformer<f32>, src: &[usize], tokens: usize) -> Ve
 /// What one workload reports about itself besides its time (for the PyTorch side to copy).
 pub type Info = Vec<(&'static str, usize)>;
 
-/// Builds workload `id` for `threads` threads (only training uses more than one): the closure
-/// to time, and the sizes the PyTorch side needs to build the same workload. `None` for an
-/// unknown id.
+/// Builds workload `id` for `threads` threads (the training step and the fast paths use them;
+/// the plain inference code is single-threaded): the closure to time, and the sizes the
+/// PyTorch side needs to build the same workload. `None` for an unknown id.
 pub fn prepare(id: &str, threads: usize) -> Option<(Box<dyn FnMut()>, Info)> {
     let (kind, n) = id.rsplit_once('-')?;
     let n: usize = n.parse().ok()?;
@@ -172,28 +175,40 @@ pub fn prepare(id: &str, threads: usize) -> Option<(Box<dyn FnMut()>, Info)> {
             let f: Box<dyn FnMut()> = if kind == "multi_head" {
                 Box::new(move || drop(black_box(mha.forward(&x, &x, &x, None))))
             } else {
-                Box::new(move || drop(black_box(fast_multi_head(&mha, &x))))
+                Box::new(move || drop(black_box(fast_multi_head(&mha, &x, threads))))
             };
             (f, vec![("n", n), ("d_model", D_MODEL), ("h", H)])
         }
-        "encoder_layer" => {
+        "encoder_layer" | "fast_encoder_layer" => {
             let layer = EncoderLayer::<f32>::new(&base_sizes(), &mut rng);
             let x = random(n, D_MODEL, &mut rng);
             let info = vec![("n", n), ("d_model", D_MODEL), ("h", H), ("d_ff", D_FF)];
-            (
-                Box::new(move || drop(black_box(layer.forward(&x, None)))),
-                info,
-            )
+            let f: Box<dyn FnMut()> = if kind == "encoder_layer" {
+                Box::new(move || drop(black_box(layer.forward(&x, None))))
+            } else {
+                Box::new(move || {
+                    drop(black_box(fast::encoder_layer_forward_fast(
+                        &layer, &x, None, threads,
+                    )))
+                })
+            };
+            (f, info)
         }
-        "stacks" => {
+        "stacks" | "fast_stacks" => {
             let model = base_model(&mut rng);
             let src = random_tokens(n, &mut rng);
             let tgt = random_tokens(n, &mut rng);
             let info = vec![("n", n), ("layers", 6), ("vocab", VOCAB)];
-            (
-                Box::new(move || drop(black_box(model.forward(&src, &tgt, None)))),
-                info,
-            )
+            let f: Box<dyn FnMut()> = if kind == "stacks" {
+                Box::new(move || drop(black_box(model.forward(&src, &tgt, None))))
+            } else {
+                Box::new(move || {
+                    drop(black_box(fast::transformer_forward_fast(
+                        &model, &src, &tgt, None, threads,
+                    )))
+                })
+            };
+            (f, info)
         }
         "decode_full" | "decode_cached" => {
             let model = base_model(&mut rng);
@@ -252,10 +267,14 @@ fn blockwise(
 
 /// The fast path of Eq. 1 (weights included), timed beside the plain one.
 fn fast_attention(q: &DMatrix<f32>, k: &DMatrix<f32>, v: &DMatrix<f32>) -> Attention<f32> {
-    aiayn::fast::scaled_dot_product_attention_fast(q, k, v, None)
+    fast::scaled_dot_product_attention_fast(q, k, v, None)
 }
 
 /// The fast path of multi-head attention (per-head weights included), timed beside the plain one.
-fn fast_multi_head(mha: &MultiHeadAttention<f32>, x: &DMatrix<f32>) -> MultiHeadOutput<f32> {
-    aiayn::fast::multi_head_forward_fast(mha, x, x, x, None)
+fn fast_multi_head(
+    mha: &MultiHeadAttention<f32>,
+    x: &DMatrix<f32>,
+    threads: usize,
+) -> MultiHeadOutput<f32> {
+    fast::multi_head_forward_fast(mha, x, x, x, None, threads)
 }

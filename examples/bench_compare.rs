@@ -8,7 +8,8 @@
 //! PyTorch's in one long-lived process. Each answer is
 //! `{"id": "multi_head-512", "seconds": [...], "info": {"n": 512, ...}}`. A workload is built
 //! (inputs, model) the first time it is asked for, outside the timing. THREADS is passed to the
-//! training step; inference in aiayn is single-threaded.
+//! training step and to the fast inference paths (the `fast_` rows); the plain inference code
+//! is single-threaded.
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, Write};

@@ -109,6 +109,13 @@ impl Mask {
         self.allowed.shape()
     }
 
+    /// Which queries may attend to key `j`: column j of the mask, contiguous (for the fast
+    /// paths, which sweep the scores column by column).
+    pub(crate) fn key_column(&self, j: usize) -> &[bool] {
+        let n = self.allowed.nrows();
+        &self.allowed.as_slice()[j * n..(j + 1) * n]
+    }
+
     /// May query `i` attend to key `j`?
     pub fn allows(&self, i: usize, j: usize) -> bool {
         self.allowed[(i, j)]
