@@ -35,13 +35,23 @@ fn block(svg: &mut Svg, x: f64, y: f64, w: f64, h: f64, fill: &str, lines: &[&st
     Block { x, y, w, h }
 }
 
+// Colours: the boxes by kind of sub-layer, and the arrows.
+const ATTENTION: &str = "#fde0c5";
+const FFN: &str = "#cfe8f3";
+const NORM: &str = "#fff7bc";
+const EMBED: &str = "#f2d7ee";
+const OUTPUT: &str = "#d9f0d3";
+const ARROW: &str = "#333333";
+// The width of every box, where the encoder's and the decoder's columns start, and the
+// height of the input boxes.
+const W: f64 = 250.0;
+const ENC_X: f64 = 60.0;
+const DEC_X: f64 = 440.0;
+const BH: f64 = 36.0;
+/// The height of the sums with the positional encodings.
+const SUM_Y: f64 = 728.0;
+
 pub(super) fn data_flow() -> Result<String, String> {
-    const ATTENTION: &str = "#fde0c5";
-    const FFN: &str = "#cfe8f3";
-    const NORM: &str = "#fff7bc";
-    const EMBED: &str = "#f2d7ee";
-    const OUTPUT: &str = "#d9f0d3";
-    const ARROW: &str = "#333333";
     let (width, height) = (760.0, 900.0);
     let mut svg = Svg::new(
         width,
@@ -56,13 +66,20 @@ pub(super) fn data_flow() -> Result<String, String> {
         Anchor::Middle,
         TextStyle::BOLD,
     );
-    let w = 250.0;
-    let (enc_x, dec_x) = (60.0, 440.0);
-    let bh = 36.0;
+    inputs(&mut svg);
+    let encoder_top = encoder(&mut svg);
+    let decoder_top = decoder(&mut svg);
+    encoder_output(&mut svg, &encoder_top);
+    output_head(&mut svg, &decoder_top);
+    legend(&mut svg);
+    Ok(svg.finish())
+}
 
-    // Inputs, embeddings and positional encodings, at the bottom.
+/// Inputs, embeddings and positional encodings, at the bottom.
+fn inputs(svg: &mut Svg) {
+    let (w, enc_x, dec_x, bh) = (W, ENC_X, DEC_X, BH);
     let src = block(
-        &mut svg,
+        svg,
         enc_x,
         836.0,
         w,
@@ -71,7 +88,7 @@ pub(super) fn data_flow() -> Result<String, String> {
         &["inputs (source tokens)"],
     );
     let tgt = block(
-        &mut svg,
+        svg,
         dec_x,
         836.0,
         w,
@@ -80,7 +97,7 @@ pub(super) fn data_flow() -> Result<String, String> {
         &["outputs, shifted right (target tokens)"],
     );
     let src_emb = block(
-        &mut svg,
+        svg,
         enc_x,
         770.0,
         w,
@@ -89,7 +106,7 @@ pub(super) fn data_flow() -> Result<String, String> {
         &["input embedding × sqrt(d_model)"],
     );
     let tgt_emb = block(
-        &mut svg,
+        svg,
         dec_x,
         770.0,
         w,
@@ -99,71 +116,75 @@ pub(super) fn data_flow() -> Result<String, String> {
     );
     svg.arrow(&[src.top(), src_emb.bottom()], ARROW);
     svg.arrow(&[tgt.top(), tgt_emb.bottom()], ARROW);
-    // The sum with the positional encoding.
-    let plus = |svg: &mut Svg, cx: f64, cy: f64| {
-        svg.circle(cx, cy, 11.0, "#ffffff", "#333333");
-        svg.line(cx - 6.0, cy, cx + 6.0, cy, "#333333", 1.6);
-        svg.line(cx, cy - 6.0, cx, cy + 6.0, "#333333", 1.6);
-    };
-    let sum_y = 728.0;
-    for (emb, label_x, anchor) in [
-        (&src_emb, enc_x - 8.0, Anchor::End),
-        (&tgt_emb, dec_x + w + 8.0, Anchor::Start),
-    ] {
-        let (cx, _) = emb.top();
-        plus(&mut svg, cx, sum_y);
-        svg.arrow(&[emb.top(), (cx, sum_y + 11.0)], ARROW);
-        // The positional encoding enters from the side.
-        let side = if anchor == Anchor::End {
-            cx - 70.0
-        } else {
-            cx + 70.0
-        };
-        svg.circle(side, sum_y, 15.0, "#ffffff", "#333333");
-        svg.text(
-            side,
-            sum_y + 5.0,
-            "~",
-            18.0,
-            Anchor::Middle,
-            TextStyle::PLAIN,
-        );
-        let edge = if anchor == Anchor::End {
-            cx - 11.0
-        } else {
-            cx + 11.0
-        };
-        let from = if anchor == Anchor::End {
-            side + 15.0
-        } else {
-            side - 15.0
-        };
-        svg.arrow(&[(from, sum_y), (edge, sum_y)], ARROW);
-        let text_x = if anchor == Anchor::End {
-            side - 20.0
-        } else {
-            side + 20.0
-        };
-        let _ = label_x;
-        svg.text(
-            text_x,
-            sum_y - 2.0,
-            "positional",
-            12.0,
-            anchor,
-            TextStyle::MUTED,
-        );
-        svg.text(
-            text_x,
-            sum_y + 12.0,
-            "encoding",
-            12.0,
-            anchor,
-            TextStyle::MUTED,
-        );
+    let sum_y = SUM_Y;
+    for (emb, anchor) in [(&src_emb, Anchor::End), (&tgt_emb, Anchor::Start)] {
+        positional_encoding(svg, emb, anchor, sum_y);
     }
+}
 
-    // The encoder stack: N x (self-attention, add & norm, FFN, add & norm).
+/// The sum of an embedding with the positional encoding, which enters from the side.
+fn positional_encoding(svg: &mut Svg, emb: &Block, anchor: Anchor, sum_y: f64) {
+    let (cx, _) = emb.top();
+    plus(svg, cx, sum_y);
+    svg.arrow(&[emb.top(), (cx, sum_y + 11.0)], ARROW);
+    let side = if anchor == Anchor::End {
+        cx - 70.0
+    } else {
+        cx + 70.0
+    };
+    svg.circle(side, sum_y, 15.0, "#ffffff", "#333333");
+    svg.text(
+        side,
+        sum_y + 5.0,
+        "~",
+        18.0,
+        Anchor::Middle,
+        TextStyle::PLAIN,
+    );
+    let edge = if anchor == Anchor::End {
+        cx - 11.0
+    } else {
+        cx + 11.0
+    };
+    let from = if anchor == Anchor::End {
+        side + 15.0
+    } else {
+        side - 15.0
+    };
+    svg.arrow(&[(from, sum_y), (edge, sum_y)], ARROW);
+    let text_x = if anchor == Anchor::End {
+        side - 20.0
+    } else {
+        side + 20.0
+    };
+    svg.text(
+        text_x,
+        sum_y - 2.0,
+        "positional",
+        12.0,
+        anchor,
+        TextStyle::MUTED,
+    );
+    svg.text(
+        text_x,
+        sum_y + 12.0,
+        "encoding",
+        12.0,
+        anchor,
+        TextStyle::MUTED,
+    );
+}
+
+/// A circled plus.
+fn plus(svg: &mut Svg, cx: f64, cy: f64) {
+    svg.circle(cx, cy, 11.0, "#ffffff", "#333333");
+    svg.line(cx - 6.0, cy, cx + 6.0, cy, "#333333", 1.6);
+    svg.line(cx, cy - 6.0, cx, cy + 6.0, "#333333", 1.6);
+}
+
+/// The encoder stack: N x (self-attention, add & norm, FFN, add & norm); returns its top box.
+fn encoder(svg: &mut Svg) -> Block {
+    let (w, enc_x, sum_y) = (W, ENC_X, SUM_Y);
     let enc_top = 400.0;
     let enc_bottom = 690.0;
     svg.rect(
@@ -182,7 +203,7 @@ pub(super) fn data_flow() -> Result<String, String> {
         14.0,
     );
     let e_attn = block(
-        &mut svg,
+        svg,
         enc_x,
         620.0,
         w,
@@ -190,9 +211,9 @@ pub(super) fn data_flow() -> Result<String, String> {
         ATTENTION,
         &["multi-head self-attention", "(Q = K = V = x)"],
     );
-    let e_norm1 = block(&mut svg, enc_x, 566.0, w, 30.0, NORM, &["add & LayerNorm"]);
+    let e_norm1 = block(svg, enc_x, 566.0, w, 30.0, NORM, &["add & LayerNorm"]);
     let e_ffn = block(
-        &mut svg,
+        svg,
         enc_x,
         490.0,
         w,
@@ -200,7 +221,7 @@ pub(super) fn data_flow() -> Result<String, String> {
         FFN,
         &["position-wise feed-forward", "max(0, xW1 + b1)W2 + b2"],
     );
-    let e_norm2 = block(&mut svg, enc_x, 430.0, w, 30.0, NORM, &["add & LayerNorm"]);
+    let e_norm2 = block(svg, enc_x, 430.0, w, 30.0, NORM, &["add & LayerNorm"]);
     svg.arrow(&[(enc_x + w / 2.0, sum_y - 11.0), e_attn.bottom()], ARROW);
     svg.arrow(&[e_attn.top(), e_norm1.bottom()], ARROW);
     svg.arrow(&[e_norm1.top(), e_ffn.bottom()], ARROW);
@@ -217,10 +238,16 @@ pub(super) fn data_flow() -> Result<String, String> {
             "#888888",
         );
     };
-    residual(&mut svg, enc_x, 680.0, e_norm1.y + 15.0);
-    residual(&mut svg, enc_x, 552.0, e_norm2.y + 15.0);
+    residual(svg, enc_x, 680.0, e_norm1.y + 15.0);
+    residual(svg, enc_x, 552.0, e_norm2.y + 15.0);
 
-    // The decoder stack: N x (masked self-attention, cross-attention, FFN), each with add & norm.
+    e_norm2
+}
+
+/// The decoder stack: N x (masked self-attention, cross-attention, FFN), each with add &
+/// norm; returns its top box.
+fn decoder(svg: &mut Svg) -> Block {
+    let (w, dec_x, sum_y) = (W, DEC_X, SUM_Y);
     let dec_top = 252.0;
     let dec_bottom = 690.0;
     svg.rect(
@@ -239,7 +266,7 @@ pub(super) fn data_flow() -> Result<String, String> {
         14.0,
     );
     let d_attn = block(
-        &mut svg,
+        svg,
         dec_x,
         620.0,
         w,
@@ -250,9 +277,9 @@ pub(super) fn data_flow() -> Result<String, String> {
             "(position i sees positions ≤ i)",
         ],
     );
-    let d_norm1 = block(&mut svg, dec_x, 566.0, w, 30.0, NORM, &["add & LayerNorm"]);
+    let d_norm1 = block(svg, dec_x, 566.0, w, 30.0, NORM, &["add & LayerNorm"]);
     let d_cross = block(
-        &mut svg,
+        svg,
         dec_x,
         476.0,
         w,
@@ -264,9 +291,9 @@ pub(super) fn data_flow() -> Result<String, String> {
             "K = V = encoder output",
         ],
     );
-    let d_norm2 = block(&mut svg, dec_x, 416.0, w, 30.0, NORM, &["add & LayerNorm"]);
+    let d_norm2 = block(svg, dec_x, 416.0, w, 30.0, NORM, &["add & LayerNorm"]);
     let d_ffn = block(
-        &mut svg,
+        svg,
         dec_x,
         330.0,
         w,
@@ -274,7 +301,7 @@ pub(super) fn data_flow() -> Result<String, String> {
         FFN,
         &["position-wise feed-forward", "max(0, xW1 + b1)W2 + b2"],
     );
-    let d_norm3 = block(&mut svg, dec_x, 270.0, w, 30.0, NORM, &["add & LayerNorm"]);
+    let d_norm3 = block(svg, dec_x, 270.0, w, 30.0, NORM, &["add & LayerNorm"]);
     svg.arrow(&[(dec_x + w / 2.0, sum_y - 11.0), d_attn.bottom()], ARROW);
     svg.arrow(&[d_attn.top(), d_norm1.bottom()], ARROW);
     svg.arrow(&[d_norm1.top(), d_cross.bottom()], ARROW);
@@ -292,11 +319,16 @@ pub(super) fn data_flow() -> Result<String, String> {
             "#888888",
         );
     };
-    residual_right(&mut svg, dec_x, 680.0, d_norm1.y + 15.0);
-    residual_right(&mut svg, dec_x, 552.0, d_norm2.y + 15.0);
-    residual_right(&mut svg, dec_x, 392.0, d_norm3.y + 15.0);
+    residual_right(svg, dec_x, 680.0, d_norm1.y + 15.0);
+    residual_right(svg, dec_x, 552.0, d_norm2.y + 15.0);
+    residual_right(svg, dec_x, 392.0, d_norm3.y + 15.0);
 
-    // Encoder output to every decoder layer's cross-attention.
+    d_norm3
+}
+
+/// Encoder output to every decoder layer's cross-attention.
+fn encoder_output(svg: &mut Svg, e_norm2: &Block) {
+    let dec_x = DEC_X;
     let (ex, ey) = e_norm2.top();
     svg.arrow(
         &[
@@ -316,10 +348,13 @@ pub(super) fn data_flow() -> Result<String, String> {
         Anchor::Start,
         TextStyle::MUTED,
     );
+}
 
-    // Output head.
+/// The output head: the linear map with the shared embedding, and the softmax.
+fn output_head(svg: &mut Svg, d_norm3: &Block) {
+    let (w, dec_x) = (W, DEC_X);
     let linear = block(
-        &mut svg,
+        svg,
         dec_x,
         140.0,
         w,
@@ -327,7 +362,7 @@ pub(super) fn data_flow() -> Result<String, String> {
         OUTPUT,
         &["linear: logits = y E^T", "(E: the shared embedding matrix)"],
     );
-    let softmax = block(&mut svg, dec_x, 84.0, w, 32.0, OUTPUT, &["softmax"]);
+    let softmax = block(svg, dec_x, 84.0, w, 32.0, OUTPUT, &["softmax"]);
     svg.arrow(&[d_norm3.top(), linear.bottom()], ARROW);
     svg.arrow(&[linear.top(), softmax.bottom()], ARROW);
     svg.text(
@@ -339,8 +374,10 @@ pub(super) fn data_flow() -> Result<String, String> {
         TextStyle::BOLD,
     );
     svg.arrow(&[softmax.top(), (dec_x + w / 2.0, 68.0)], ARROW);
+}
 
-    // Legend.
+/// The legend of the colours, top left.
+fn legend(svg: &mut Svg) {
     let legend = [
         (ATTENTION, "attention (§3.2)"),
         (FFN, "feed-forward (§3.3)"),
@@ -361,5 +398,4 @@ pub(super) fn data_flow() -> Result<String, String> {
         Anchor::Start,
         TextStyle::MUTED,
     );
-    Ok(svg.finish())
 }
