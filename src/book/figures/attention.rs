@@ -1,10 +1,11 @@
 //! §3.2.3 and §3.2.2: the causal mask with the weights it leaves, and the heads of an untrained
 //! multi-head self-attention.
 
+use nalgebra::DMatrix;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use super::grid::grid;
+use super::grid::{column_label, grid, row_label};
 use super::scale::unit_variance;
 use crate::attention::scaled_dot_product_attention;
 use crate::book::svg::{self, Anchor, Svg, TextStyle};
@@ -58,69 +59,12 @@ pub(super) fn causal_mask() -> Result<String, String> {
         );
     }
     for (panel, left) in [left1, left2, left3].into_iter().enumerate() {
-        for i in 0..n {
-            for j in 0..n {
-                let (x0, y0) = (left + j as f64 * cell, top + i as f64 * cell);
-                let allowed = mask.allows(i, j);
-                let (fill, text, style) = match panel {
-                    0 => (
-                        svg::diverging(scores[(i, j)] / 4.0),
-                        format!("{:.1}", scores[(i, j)]),
-                        TextStyle::PLAIN,
-                    ),
-                    1 if !allowed => ("#d9d9d9".to_string(), "-inf".to_string(), TextStyle::MUTED),
-                    1 => (
-                        svg::diverging(scores[(i, j)] / 4.0),
-                        format!("{:.1}", scores[(i, j)]),
-                        TextStyle::PLAIN,
-                    ),
-                    _ => {
-                        let w = a.weights[(i, j)];
-                        let style = if svg::dark(w) {
-                            TextStyle::WHITE
-                        } else {
-                            TextStyle::PLAIN
-                        };
-                        (
-                            svg::sequential(w),
-                            if w == 0.0 {
-                                "0".to_string()
-                            } else {
-                                format!("{w:.2}")
-                            },
-                            style,
-                        )
-                    }
-                };
-                svg.rect(x0, y0, cell, cell, &fill, Some("#ffffff"), 0.0);
-                svg.text(
-                    x0 + cell / 2.0,
-                    y0 + cell / 2.0 + 4.0,
-                    &text,
-                    13.0,
-                    Anchor::Middle,
-                    style,
-                );
-            }
-            svg.text(
-                left - 6.0,
-                top + (i as f64 + 0.5) * cell + 4.0,
-                tokens[i],
-                13.0,
-                Anchor::End,
-                TextStyle::PLAIN,
-            );
-        }
-        for (j, token) in tokens.iter().enumerate() {
-            svg.text(
-                left + (j as f64 + 0.5) * cell,
-                top - 8.0,
-                token,
-                13.0,
-                Anchor::Middle,
-                TextStyle::PLAIN,
-            );
-        }
+        let values = Panel {
+            mask: &mask,
+            scores: &scores,
+            weights: &a.weights,
+        };
+        draw_panel(&mut svg, panel, (left, top, cell), &tokens, &values);
     }
     svg.vertical_text(16.0, top + n as f64 * cell / 2.0, "queries i", 12.0);
     svg.text(
@@ -132,6 +76,76 @@ pub(super) fn causal_mask() -> Result<String, String> {
         TextStyle::MUTED,
     );
     Ok(svg.finish())
+}
+
+/// What the three panels of the causal-mask figure show.
+struct Panel<'a> {
+    mask: &'a Mask,
+    scores: &'a DMatrix<f64>,
+    weights: &'a DMatrix<f64>,
+}
+
+/// Panel 0 shows the scores, 1 the masked scores, 2 the weights; `(left, top, cell)` place it.
+fn draw_panel(
+    svg: &mut Svg,
+    panel: usize,
+    (left, top, cell): (f64, f64, f64),
+    tokens: &[&str],
+    values: &Panel,
+) {
+    for (i, token) in tokens.iter().enumerate() {
+        for j in 0..tokens.len() {
+            let (x0, y0) = (left + j as f64 * cell, top + i as f64 * cell);
+            let (fill, text, style) = cell_look(panel, values, i, j);
+            svg.rect(x0, y0, cell, cell, &fill, Some("#ffffff"), 0.0);
+            svg.text(
+                x0 + cell / 2.0,
+                y0 + cell / 2.0 + 4.0,
+                &text,
+                13.0,
+                Anchor::Middle,
+                style,
+            );
+        }
+        row_label(svg, (left, top, cell), i, token, 13.0);
+    }
+    for (j, token) in tokens.iter().enumerate() {
+        column_label(svg, (left, top - 8.0, cell), j, token, 13.0);
+    }
+}
+
+/// The fill, the text and the text's style of cell (i, j) of a panel.
+fn cell_look(panel: usize, values: &Panel, i: usize, j: usize) -> (String, String, TextStyle) {
+    let score = values.scores[(i, j)];
+    match panel {
+        0 => (
+            svg::diverging(score / 4.0),
+            format!("{score:.1}"),
+            TextStyle::PLAIN,
+        ),
+        1 if !values.mask.allows(i, j) => {
+            ("#d9d9d9".to_string(), "-inf".to_string(), TextStyle::MUTED)
+        }
+        1 => (
+            svg::diverging(score / 4.0),
+            format!("{score:.1}"),
+            TextStyle::PLAIN,
+        ),
+        _ => {
+            let w = values.weights[(i, j)];
+            let style = if svg::dark(w) {
+                TextStyle::WHITE
+            } else {
+                TextStyle::PLAIN
+            };
+            let text = if w == 0.0 {
+                "0".to_string()
+            } else {
+                format!("{w:.2}")
+            };
+            (svg::sequential(w), text, style)
+        }
+    }
 }
 
 pub(super) fn attention_heatmap() -> Result<String, String> {

@@ -130,23 +130,45 @@ pub(super) fn grid(
         }
     }
     for (i, label) in row_labels.iter().enumerate() {
-        svg.text(
-            left - 6.0,
-            top + (i as f64 + 0.5) * cell + 4.0,
-            label,
-            12.0,
-            Anchor::End,
-            TextStyle::PLAIN,
-        );
+        row_label(svg, (left, top, cell), i, label, 12.0);
     }
     for (j, label) in col_labels.iter().enumerate() {
-        svg.text(
-            left + (j as f64 + 0.5) * cell,
-            top - 6.0,
-            label,
-            12.0,
-            Anchor::Middle,
-            TextStyle::PLAIN,
-        );
+        column_label(svg, (left, top - 6.0, cell), j, label, 12.0);
     }
+}
+
+/// The label of row i of a grid at `(left, top, cell)`, right-aligned left of it.
+pub(super) fn row_label(
+    svg: &mut Svg,
+    (left, top, cell): (f64, f64, f64),
+    i: usize,
+    label: &str,
+    size: f64,
+) {
+    svg.text(
+        left - 6.0,
+        top + (i as f64 + 0.5) * cell + 4.0,
+        label,
+        size,
+        Anchor::End,
+        TextStyle::PLAIN,
+    );
+}
+
+/// The label of column j of a grid at `(left, _, cell)`, centred on it at height y.
+pub(super) fn column_label(
+    svg: &mut Svg,
+    (left, y, cell): (f64, f64, f64),
+    j: usize,
+    label: &str,
+    size: f64,
+) {
+    svg.text(
+        left + (j as f64 + 0.5) * cell,
+        y,
+        label,
+        size,
+        Anchor::Middle,
+        TextStyle::PLAIN,
+    );
 }

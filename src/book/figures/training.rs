@@ -98,44 +98,12 @@ pub(super) fn label_smoothing() -> Result<String, String> {
         );
     }
     for j in 0..vocab {
-        let x = left + j as f64 * bar;
-        let p = q[(0, j)];
-        svg.rect(
-            x + 8.0,
-            y_of(p),
-            bar - 16.0,
-            plot_h * p,
-            "#2171b5",
-            None,
-            0.0,
-        );
-        let one_hot = if j == target { 1.0 } else { 0.0 };
-        if one_hot > 0.0 {
-            svg.rect(
-                x + 4.0,
-                y_of(one_hot),
-                bar - 8.0,
-                plot_h * one_hot,
-                "none",
-                Some("#d62728"),
-                0.0,
-            );
-        }
-        svg.text(
-            x + bar / 2.0,
-            y_of(p) - 6.0,
-            &format!("{p:.4}"),
-            11.0,
-            Anchor::Middle,
-            TextStyle::PLAIN,
-        );
-        svg.text(
-            x + bar / 2.0,
-            top + plot_h + 16.0,
-            &j.to_string(),
-            12.0,
-            Anchor::Middle,
-            TextStyle::PLAIN,
+        draw_bar(
+            &mut svg,
+            (left, top, plot_h, bar),
+            j,
+            q[(0, j)],
+            j == target,
         );
     }
     svg.line(
@@ -164,6 +132,56 @@ pub(super) fn label_smoothing() -> Result<String, String> {
     );
     svg.vertical_text(18.0, top + plot_h / 2.0, "target probability", 13.0);
     Ok(svg.finish())
+}
+
+/// Bar j of the label-smoothing figure: the smoothed probability p filled, the one-hot target
+/// outlined, the value above and the index below; `(left, top, plot_h, bar)` place the plot.
+fn draw_bar(
+    svg: &mut Svg,
+    (left, top, plot_h, bar): (f64, f64, f64, f64),
+    j: usize,
+    p: f64,
+    is_target: bool,
+) {
+    let y_of = |p: f64| top + plot_h * (1.0 - p);
+    let x = left + j as f64 * bar;
+    svg.rect(
+        x + 8.0,
+        y_of(p),
+        bar - 16.0,
+        plot_h * p,
+        "#2171b5",
+        None,
+        0.0,
+    );
+    let one_hot = if is_target { 1.0 } else { 0.0 };
+    if one_hot > 0.0 {
+        svg.rect(
+            x + 4.0,
+            y_of(one_hot),
+            bar - 8.0,
+            plot_h * one_hot,
+            "none",
+            Some("#d62728"),
+            0.0,
+        );
+    }
+    svg.text(
+        x + bar / 2.0,
+        y_of(p) - 6.0,
+        &format!("{p:.4}"),
+        11.0,
+        Anchor::Middle,
+        TextStyle::PLAIN,
+    );
+    svg.text(
+        x + bar / 2.0,
+        top + plot_h + 16.0,
+        &j.to_string(),
+        12.0,
+        Anchor::Middle,
+        TextStyle::PLAIN,
+    );
 }
 
 /// One row of a training log: step, loss, and the held-out exact match and token accuracy
