@@ -42,11 +42,11 @@ fn main() {
         match result {
             Ok(()) => {
                 passed += 1;
-                println!(
-                    "ok      {:<14} {} files  {secs:5.1} s",
-                    take.name,
-                    take.files.len()
-                );
+                let files = match take.files.len() {
+                    1 => "1 file".to_string(),
+                    n => format!("{n} files"),
+                };
+                println!("ok      {:<14} {files:<9} {secs:5.1} s", take.name);
             }
             Err(e) => {
                 failed += 1;

@@ -515,7 +515,7 @@ pub fn render(root: &Path, take: &Take) -> Result<String, TakeError> {
         .map(|f| format!("<code>{}</code>", html_escape(f)))
         .collect();
     let crates = if take.crates.is_empty() {
-        "None: the standard library is enough.\n\n".to_string()
+        "It needs no `[dependencies]`: the standard library is enough.\n\n".to_string()
     } else {
         format!(
             "In `Cargo.toml`:\n\n```toml\n{}```\n\n",
@@ -640,8 +640,9 @@ pub fn write_crate(root: &Path, take: &Take, dir: &Path) -> Result<(), TakeError
     write(dir.join("src/main.rs"), &example(root, take)?.code)
 }
 
-/// Builds the fresh crate in `dir` (`cargo build --release`, offline first, warnings denied)
-/// with `target` as its target directory, runs it and compares what it prints with the box.
+/// Builds the fresh crate in `dir` (`cargo build --release`, warnings denied) with `target` as
+/// its target directory, runs it and compares what it prints with the box. The build is
+/// offline, and goes online only if cargo says a crate is missing from the registry cache.
 ///
 /// # Errors
 /// The build's or the program's error output, or the two outputs side by side.
@@ -665,7 +666,8 @@ pub fn run_in_fresh_crate(
             .map_err(|e| TakeError(format!("cannot run cargo: {e}")))
     };
     let mut built = build(true)?;
-    if !built.status.success() {
+    let offline_missed = String::from_utf8_lossy(&built.stderr).contains("--offline");
+    if !built.status.success() && offline_missed {
         built = build(false)?; // the registry cache lacked a crate: fetch it
     }
     if !built.status.success() {
@@ -745,6 +747,28 @@ mod tests {
             let n = placed.iter().filter(|p| *p == take.name).count();
             assert_eq!(n, 1, "box {:?} is in {n} chapters", take.name);
         }
+    }
+
+    #[test]
+    fn a_box_shows_its_files_lib_rs_dependencies_program_and_output() {
+        let root = root();
+        let html = render(&root, find("attention").unwrap()).unwrap();
+        for part in [
+            "id=\"take-attention\"",
+            "<code>attention.rs</code>, <code>mask.rs</code>, <code>softmax.rs</code>.",
+            "```rust\npub mod attention;\npub mod mask;\npub mod softmax;\n```",
+            "```toml\n[dependencies]\nnalgebra = \"0.34\"\nrand = {",
+            "use my_crate::attention::scaled_dot_product_attention;\n",
+            "```text\nweights [0.5, 0.5], output [3.0]\n```",
+        ] {
+            assert!(html.contains(part), "{part:?} is not in\n{html}");
+        }
+        let bleu = render(&root, find("bleu").unwrap()).unwrap();
+        assert!(
+            bleu.contains("no `[dependencies]`: the standard library"),
+            "{bleu}"
+        );
+        assert!(!bleu.contains("```toml"), "{bleu}");
     }
 
     #[test]
