@@ -37,7 +37,8 @@ pub const CRATE_NAME: &str = "my_crate";
 const NALGEBRA: &[&str] = &["nalgebra"];
 const BOTH: &[&str] = &["nalgebra", "rand"];
 
-/// The files of the whole model, `Transformer` (§3), in the order of [`closure`].
+/// The files of the whole model, `Transformer` (§3), then those a box adds to them. A box's
+/// files are compared as a set and shown sorted ([`sorted_files`]).
 macro_rules! model_files {
     ($($more:literal),*) => {
         &[
@@ -253,23 +254,23 @@ pub fn example(root: &Path, take: &Take) -> Result<Example, TakeError> {
 }
 
 /// The lines of `code` outside comments: `//` comments (doc comments too) are cut off, string
-/// literals are kept.
+/// literals are kept (the character literal `'"'` does not open one).
 fn code_lines(code: &str) -> Vec<String> {
     code.lines()
         .map(|line| {
-            let mut in_string = false;
-            let mut escaped = false;
             let bytes = line.as_bytes();
-            for (i, &b) in bytes.iter().enumerate() {
-                match b {
-                    _ if escaped => escaped = false,
-                    b'\\' if in_string => escaped = true,
+            let (mut in_string, mut i) = (false, 0);
+            while i < bytes.len() {
+                match bytes[i] {
+                    b'\\' if in_string => i += 1, // skip the escaped character
+                    b'\'' if !in_string && line[i..].starts_with("'\"'") => i += 2,
                     b'"' => in_string = !in_string,
                     b'/' if !in_string && bytes.get(i + 1) == Some(&b'/') => {
                         return line[..i].to_string();
                     }
                     _ => {}
                 }
+                i += 1;
             }
             line.to_string()
         })
@@ -773,7 +774,7 @@ mod tests {
 
     #[test]
     fn paths_are_read_from_code_not_comments_and_groups_are_refused() {
-        let code = "use crate::a::B; // crate::c::D\n/// [`crate::e`]\nlet s = \"//\"; f(crate::g::h());\nmy_crate::x::y; $crate::z";
+        let code = "use crate::a::B; // crate::c::D\n/// [`crate::e`]\nlet s = \"//\\\"\"; f(crate::g::h());\nmy_crate::x::y; $crate::z\nlet q = '\"'; // crate::i";
         assert_eq!(
             paths_after(code, "crate").unwrap(),
             vec![vec!["a", "B"], vec!["g", "h"]]
