@@ -13,7 +13,7 @@ use nalgebra::{DMatrix, RealField, RowDVector};
 use rand::Rng;
 
 use crate::init::{xavier_uniform, zeros_row};
-use crate::multi_head::times;
+use crate::matmul::times;
 use crate::params::{Param, ParamMut, Parameters};
 
 /// W_1 (d_model, d_ff), b_1 (d_ff), W_2 (d_ff, d_model), b_2 (d_model).

@@ -37,6 +37,7 @@ pub mod feed_forward;
 pub mod init;
 pub mod layer_norm;
 pub mod mask;
+pub mod matmul;
 pub mod model;
 pub mod multi_head;
 pub mod params;

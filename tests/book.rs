@@ -379,6 +379,20 @@ fn a_latex_error_fails_the_build_naming_the_chapter_and_the_expression() {
 }
 
 #[test]
+fn an_unknown_take_this_code_box_fails_the_build_naming_the_chapter_and_the_box() {
+    let root = tiny_book(
+        "bad-take",
+        "# One\n\nText.\n\n{{#take-this-code nothing}}\n",
+    );
+    let err = aiayn::book::build(&root, &root.join("out"))
+        .expect_err("an unknown box must fail the build")
+        .to_string();
+    assert!(err.contains("chapter \"One\""), "{err}");
+    assert!(err.contains("box named \"nothing\""), "{err}");
+    let _ = fs::remove_dir_all(&root);
+}
+
+#[test]
 fn the_build_refuses_to_empty_a_directory_that_is_not_a_book() {
     let root = tiny_book("not-a-book", "# One\n");
     let precious = root.join("precious");

@@ -5,8 +5,8 @@
 //!
 //! 1. scans the equation registry ([`registry`]) from `book/src`, `src`, `tests`, `fixtures`;
 //! 2. runs mdBook's own `{{#include}}` pass, then [`preprocess::Equations`] (a box under every
-//!    equation, the verification table), [`preprocess::Listings`] (dedented code) and
-//!    [`preprocess::Math`] (LaTeX to MathML);
+//!    equation, the verification table), [`take::TakeThisCode`] (the "Take this code" boxes),
+//!    [`preprocess::Listings`] (dedented code) and [`preprocess::Math`] (LaTeX to MathML);
 //! 3. renders HTML into the output directory and writes the figures ([`figures`]) into its
 //!    `figures/` directory, drawn meanwhile on another thread, with the appendix's attention
 //!    explorer data ([`appendix`]).
@@ -22,6 +22,7 @@ pub mod preprocess;
 pub mod registry;
 pub mod serve;
 pub mod svg;
+pub mod take;
 pub mod worked;
 
 use std::fmt;
@@ -175,6 +176,9 @@ pub fn build(root: &Path, out: &Path) -> Result<Built, BookError> {
         )
         .count();
     md.with_preprocessor(preprocess::Equations { registry });
+    md.with_preprocessor(take::TakeThisCode {
+        root: root.to_path_buf(),
+    });
     md.with_preprocessor(preprocess::Listings);
     md.with_preprocessor(preprocess::WorkedExample);
     md.with_preprocessor(preprocess::Math {
