@@ -22,14 +22,15 @@ groups=(
     "decode|src/decode.rs|decode worked_example training"
     "training|src/train/*.rs src/dropout.rs src/params.rs|training properties_training tasks dropout examples properties_backward"
     "attention|src/softmax.rs src/attention.rs src/mask.rs|properties_attention properties_masks properties_backward examples golden numerics panics"
-    "multi_head|src/multi_head.rs|properties_multi_head properties_backward examples golden numerics panics decode"
+    "multi_head|src/multi_head.rs src/matmul.rs|properties_multi_head properties_backward examples golden numerics panics decode"
     "position_wise|src/feed_forward.rs src/layer_norm.rs src/sublayer.rs|properties_layers properties_backward examples golden numerics panics"
     "embeddings|src/embedding.rs src/positional.rs src/init.rs|properties_positional properties_model properties_backward examples golden panics init"
     "stacks|src/encoder.rs src/decoder.rs src/model.rs|properties_layers properties_model properties_backward golden decode"
     "fast|src/fast/*.rs src/blockwise.rs|properties_fast properties_blockwise numerics"
     "fixture|src/fixture/*.rs src/fixture/ops/*.rs|golden cli"
     "checkpoint|src/checkpoint.rs|checkpoint training cli"
-    "book|src/book/*.rs|book fuzz_book book_text appendix worked_example claims"
+    "book|src/book/*.rs src/book/figures/*.rs|book fuzz_book book_text appendix worked_example claims"
+    "cli|src/cli*.rs src/config.rs src/why_self_attention.rs|cli bad_input why_self_attention golden"
 )
 
 want=("$@")
