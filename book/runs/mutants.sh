@@ -10,7 +10,7 @@
 #   bash book/runs/mutants.sh                # every group (many hours)
 #   bash book/runs/mutants.sh bleu decode    # some groups
 #
-# Writes target/mutants/GROUP/mutants.out (cargo-mutants' own output) and one line per group to
+# Writes target/mutants/GROUP/mutants.out (under CARGO_TARGET_DIR if set) (cargo-mutants' own output) and one line per group to
 # book/runs/mutants.tsv: group, mutants, caught, missed (after the recheck), unviable, timeout,
 # and the commit. The missed mutants are listed in book/runs/mutants-missed.txt.
 set -euo pipefail
@@ -45,7 +45,8 @@ for g in "${groups[@]}"; do
     if [ ${#want[@]} -gt 0 ] && [[ ! " ${want[*]} " == *" $name "* ]]; then
         continue
     fi
-    out=target/mutants/$name
+    out=${CARGO_TARGET_DIR:-target}/mutants/$name
+    mkdir -p "$out"
     args=(--in-place --baseline skip --profile release --timeout 300 -o "$out")
     for f in $files; do args+=(-f "$f"); done
     args+=(-C --lib)
