@@ -6,6 +6,7 @@
 //! 1. scans the equation registry ([`registry`]) from `book/src`, `src`, `tests`, `fixtures`;
 //! 2. runs mdBook's own `{{#include}}` pass, then [`preprocess::Equations`] (a box under every
 //!    equation, the verification table), [`take::TakeThisCode`] (the "Take this code" boxes),
+//!    [`mutation::MutationScore`] (the mutation score, from its run log),
 //!    [`preprocess::Listings`] (dedented code) and [`preprocess::Math`] (LaTeX to MathML);
 //! 3. renders HTML into the output directory and writes the figures ([`figures`]) into its
 //!    `figures/` directory, drawn meanwhile on another thread, with the appendix's attention
@@ -18,6 +19,7 @@ pub mod appendix;
 pub mod check;
 pub mod figures;
 pub mod math;
+pub mod mutation;
 pub mod preprocess;
 pub mod registry;
 pub mod serve;
@@ -177,6 +179,9 @@ pub fn build(root: &Path, out: &Path) -> Result<Built, BookError> {
         .count();
     md.with_preprocessor(preprocess::Equations { registry });
     md.with_preprocessor(take::TakeThisCode {
+        root: root.to_path_buf(),
+    });
+    md.with_preprocessor(mutation::MutationScore {
         root: root.to_path_buf(),
     });
     md.with_preprocessor(preprocess::Listings);

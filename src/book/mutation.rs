@@ -1,0 +1,240 @@
+//! The mutation score in the verification chapter: `{{#mutation-score}}` becomes a table drawn
+//! from the committed run log `book/runs/mutants.tsv`, which `book/runs/mutants.sh` writes, and
+//! the list of mutants no test caught, `book/runs/mutants-missed.txt`. The chapter cannot claim
+//! a score the log does not hold.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use mdbook_preprocessor::book::Book;
+use mdbook_preprocessor::errors::{Error, Result as BookResult};
+use mdbook_preprocessor::{Preprocessor, PreprocessorContext};
+
+use super::preprocess::html_escape;
+
+/// The directive [`MutationScore`] replaces.
+pub const DIRECTIVE: &str = "{{#mutation-score}}";
+
+/// The run log, relative to the repository root.
+pub const LOG: &str = "book/runs/mutants.tsv";
+
+/// The mutants that survived the whole suite, relative to the repository root.
+pub const MISSED: &str = "book/runs/mutants-missed.txt";
+
+/// One line of the log: a group of modules and what became of its mutants.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Group {
+    pub name: String,
+    pub mutants: u32,
+    pub caught: u32,
+    pub missed: u32,
+    pub unviable: u32,
+    pub timeout: u32,
+    pub commit: String,
+}
+
+impl Group {
+    /// Mutants that built, and so could be caught: caught, missed or timed out.
+    pub fn viable(&self) -> u32 {
+        self.caught + self.missed + self.timeout
+    }
+}
+
+/// Reads the log's lines after the header. Errors name the line and the field.
+pub fn parse(text: &str) -> Result<Vec<Group>, String> {
+    let mut lines = text.lines().enumerate();
+    match lines.next() {
+        Some((_, header)) if header.split('\t').next() == Some("group") => {}
+        _ => {
+            return Err(format!(
+                "{LOG}: line 1 should be the header, starting with `group`"
+            ))
+        }
+    }
+    let mut groups = Vec::new();
+    for (i, line) in lines.filter(|(_, l)| !l.trim().is_empty()) {
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() != 7 {
+            return Err(format!(
+                "{LOG}: line {} has {} fields, not 7: {line:?}",
+                i + 1,
+                f.len()
+            ));
+        }
+        let number = |k: usize, what: &str| {
+            f[k].parse::<u32>()
+                .map_err(|_| format!("{LOG}: line {}: {what} is {:?}, not a count", i + 1, f[k]))
+        };
+        let g = Group {
+            name: f[0].to_string(),
+            mutants: number(1, "mutants")?,
+            caught: number(2, "caught")?,
+            missed: number(3, "missed")?,
+            unviable: number(4, "unviable")?,
+            timeout: number(5, "timeout")?,
+            commit: f[6].to_string(),
+        };
+        if g.viable() + g.unviable != g.mutants {
+            return Err(format!(
+                "{LOG}: line {}: caught + missed + unviable + timeout is {}, not the {} mutants",
+                i + 1,
+                g.viable() + g.unviable,
+                g.mutants
+            ));
+        }
+        groups.push(g);
+    }
+    Ok(groups)
+}
+
+/// `caught` of `viable` as a percentage with one decimal.
+fn percent(caught: u32, viable: u32) -> String {
+    if viable == 0 {
+        "–".to_string()
+    } else {
+        format!("{:.1} %", 100.0 * f64::from(caught) / f64::from(viable))
+    }
+}
+
+/// The table (one row per group and a total) and the list of survivors, as markdown.
+pub fn markdown(groups: &[Group], missed: &str) -> String {
+    let mut md = String::from(
+        "| group | mutants | caught | missed | timed out | unviable | caught of viable | commit |\n\
+         |---|--:|--:|--:|--:|--:|--:|---|\n",
+    );
+    let mut total = Group {
+        name: "all".to_string(),
+        mutants: 0,
+        caught: 0,
+        missed: 0,
+        unviable: 0,
+        timeout: 0,
+        commit: String::new(),
+    };
+    for g in groups {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | `{}` |",
+            html_escape(&g.name),
+            g.mutants,
+            g.caught,
+            g.missed,
+            g.timeout,
+            g.unviable,
+            percent(g.caught, g.viable()),
+            html_escape(&g.commit)
+        );
+        total.mutants += g.mutants;
+        total.caught += g.caught;
+        total.missed += g.missed;
+        total.unviable += g.unviable;
+        total.timeout += g.timeout;
+    }
+    let _ = writeln!(
+        md,
+        "| **all groups above** | {} | {} | {} | {} | {} | **{}** | |",
+        total.mutants,
+        total.caught,
+        total.missed,
+        total.timeout,
+        total.unviable,
+        percent(total.caught, total.viable())
+    );
+    let survivors: Vec<&str> = missed.lines().filter(|l| !l.trim().is_empty()).collect();
+    if survivors.is_empty() {
+        md.push_str("\nNo mutant in these groups survived the whole suite.\n");
+    } else {
+        md.push_str("\nThe mutants that survived the whole suite:\n\n");
+        for s in survivors {
+            let _ = writeln!(md, "- `{}`", s.replace('`', "'"));
+        }
+    }
+    md
+}
+
+/// Expands [`DIRECTIVE`] from the files under `root`.
+pub struct MutationScore {
+    pub root: PathBuf,
+}
+
+fn render(root: &Path) -> Result<String, String> {
+    let read = |name: &str| {
+        std::fs::read_to_string(root.join(name)).map_err(|e| format!("cannot read {name}: {e}"))
+    };
+    let groups = parse(&read(LOG)?)?;
+    let missed = match std::fs::read_to_string(root.join(MISSED)) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(format!("cannot read {MISSED}: {e}")),
+    };
+    Ok(markdown(&groups, &missed))
+}
+
+impl Preprocessor for MutationScore {
+    fn name(&self) -> &str {
+        "aiayn-mutation-score"
+    }
+
+    fn run(&self, _ctx: &PreprocessorContext, mut book: Book) -> BookResult<Book> {
+        let mut error = None;
+        book.for_each_chapter_mut(|ch| {
+            if error.is_none() && ch.content.contains(DIRECTIVE) {
+                match render(&self.root) {
+                    Ok(md) => ch.content = ch.content.replace(DIRECTIVE, &md),
+                    Err(e) => error = Some(format!("chapter {:?}: {e}", ch.name)),
+                }
+            }
+        });
+        match error {
+            Some(e) => Err(Error::msg(e)),
+            None => Ok(book),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "group\tmutants\tcaught\tmissed\tunviable\ttimeout\tcommit\n";
+
+    #[test]
+    fn the_table_sums_the_groups_and_scores_caught_of_viable() {
+        let log = format!("{HEADER}a\t10\t6\t1\t2\t1\tabc1234\nb\t5\t4\t0\t1\t0\tdef5678\n");
+        let groups = parse(&log).unwrap();
+        assert_eq!(groups[0].viable(), 8);
+        let md = markdown(&groups, "src/a.rs:1:1: replace f -> u32 with 0\n");
+        assert!(
+            md.contains("| a | 10 | 6 | 1 | 1 | 2 | 75.0 % | `abc1234` |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| b | 5 | 4 | 0 | 0 | 1 | 100.0 % | `def5678` |"),
+            "{md}"
+        );
+        // 10 of 12 viable
+        assert!(md.contains("| 15 | 10 | 1 | 1 | 3 | **83.3 %** |"), "{md}");
+        assert!(
+            md.contains("- `src/a.rs:1:1: replace f -> u32 with 0`"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn no_survivors_is_said_in_words() {
+        let groups = parse(&format!("{HEADER}a\t3\t3\t0\t0\t0\tabc\n")).unwrap();
+        assert!(markdown(&groups, "\n").contains("No mutant in these groups survived"));
+    }
+
+    #[test]
+    fn a_bad_log_is_an_error_naming_the_line_and_the_field() {
+        let e = parse("mutants\n").unwrap_err();
+        assert!(e.contains("line 1"), "{e}");
+        let e = parse(&format!("{HEADER}a\t3\t3\t0\n")).unwrap_err();
+        assert!(e.contains("line 2 has 4 fields"), "{e}");
+        let e = parse(&format!("{HEADER}a\t3\tmany\t0\t0\t0\tc\n")).unwrap_err();
+        assert!(e.contains("line 2: caught is \"many\""), "{e}");
+        let e = parse(&format!("{HEADER}a\t4\t3\t0\t0\t0\tc\n")).unwrap_err();
+        assert!(e.contains("not the 4 mutants"), "{e}");
+    }
+}
