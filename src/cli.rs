@@ -61,14 +61,41 @@ pub fn serve(out: Option<&Path>, port: u16) -> Result<ExitCode, CliError> {
     let root = aiayn::book::default_root();
     // Bind first: a busy port is reported before the build, not after.
     let listener = aiayn::book::bind(port).map_err(|e| CliError::usage(e.to_string()))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| CliError::usage(format!("cannot listen on port {port}: {e}")))?;
     let built = build_book(&root, out)?;
-    println!("serving the book at http://127.0.0.1:{port}/ (Ctrl-C to stop)");
-    aiayn::book::serve(listener, &built.out).map_err(|e| CliError {
+    let site = aiayn::book::serve::Site::new(built.out.clone(), true);
+    let watched: Vec<PathBuf> = ["book", "src", "tests"]
+        .iter()
+        .map(|d| root.join(d))
+        .collect();
+    let watcher = std::sync::Arc::clone(&site);
+    std::thread::spawn(move || {
+        aiayn::book::serve::watch(&watcher, &watched, WATCH_INTERVAL, |next| {
+            let built = aiayn::book::build_into(&root, next).map_err(|e| e.to_string())?;
+            for warning in &built.warnings {
+                eprintln!("warning: {warning}");
+            }
+            Ok(format!(
+                "{} chapters, {} equations, {} figures",
+                built.chapters, built.equations, built.figures
+            ))
+        });
+    });
+    println!(
+        "serving the book at http://{address}/ (Ctrl-C to stop); a change under book/, src/ or \
+         tests/ rebuilds it and reloads open pages"
+    );
+    aiayn::book::serve(listener, site).map_err(|e| CliError {
         message: e.to_string(),
         code: 1,
     })?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// How often `aiayn serve` looks for changed sources.
+const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 
 pub fn build(out: Option<&Path>) -> Result<ExitCode, CliError> {
     build_book(&aiayn::book::default_root(), out)?;
