@@ -8,7 +8,7 @@
 #![cfg(feature = "book")]
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use aiayn::book::registry::{Problem, Registry};
 use aiayn::book::{check, figures};
