@@ -6,7 +6,7 @@
 //! is set, so a panic would show one), abort on a failed allocation, or leave anything in its
 //! directory that it did not create (a partial checkpoint, book or run directory).
 //!
-//! The table has 117 rows.
+//! The table has 118 rows.
 
 #![cfg(feature = "book")]
 
@@ -557,6 +557,16 @@ fn table(busy: u16) -> Vec<Row> {
         .file(
             "m.safetensors",
             with_meta(&ckpt, "n_layers", "100000000000"),
+        ),
+        row(
+            "evaluate-sizes-make-too-many-parameters",
+            "evaluate {dir}/m.safetensors",
+            2,
+            "metadata sizes does not fit the file: n_layers 1000, d_model 8, d_ff 1000000",
+        )
+        .file(
+            "m.safetensors",
+            with_meta(&with_meta(&ckpt, "n_layers", "1000"), "d_ff", "1000000"),
         ),
         row(
             "evaluate-max-len-huge",
@@ -1110,7 +1120,7 @@ fn every_command_refuses_bad_input_with_exit_2_and_a_named_problem() {
     let table = table(busy.local_addr().unwrap().port());
     assert_eq!(
         table.len(),
-        117,
+        118,
         "the module comment states the table's size"
     );
     let mut names: Vec<_> = table.iter().map(|r| r.name).collect();

@@ -290,7 +290,7 @@ fn a_change_rebuilds_bumps_the_version_and_a_failed_rebuild_keeps_the_last_book(
     std::thread::spawn(move || {
         serve::watch(
             &watcher,
-            &[watched.clone()],
+            std::slice::from_ref(&watched),
             Duration::from_millis(50),
             |next| {
                 counted.fetch_add(1, Ordering::SeqCst);

@@ -248,58 +248,64 @@ fn handle(site: &Site, request: Request) {
         return send(request, text(200, &site.version().to_string()), plain);
     }
     // Resolve and open under the read lock: a rebuild swaps the directory only between requests.
-    let (opened, version) = {
+    let (answer, version) = {
         let root = site.root.read().unwrap_or_else(PoisonError::into_inner);
-        let resolved = resolve(&root, &target);
-        let opened = match &resolved {
-            Resolved::File(path) => File::open(path).ok().map(|f| (path.clone(), f)),
-            _ => None,
+        let answer = match resolve(&root, &target) {
+            Resolved::File(path) => match File::open(&path) {
+                Ok(file) => Answer::File(path, file),
+                Err(_) => Answer::NotFound(fs::read(root.join("404.html")).ok()),
+            },
+            Resolved::Redirect(location) => Answer::Redirect(location),
+            Resolved::Forbidden => Answer::Forbidden,
+            Resolved::NotFound => Answer::NotFound(fs::read(root.join("404.html")).ok()),
         };
-        let not_found = fs::read(root.join("404.html")).ok();
-        (
-            (resolved, opened, not_found),
-            site.version.load(Ordering::SeqCst),
-        )
+        (answer, site.version())
     };
-    match opened {
-        (Resolved::File(_), Some((path, file)), _) => {
+    let html = "text/html; charset=utf-8";
+    let page = |bytes: Vec<u8>| {
+        if site.reload {
+            with_reload(&bytes, version)
+        } else {
+            bytes
+        }
+    };
+    match answer {
+        Answer::File(path, file) => {
             let ty = content_type(&path);
-            if site.reload && ty.starts_with("text/html") {
-                let mut html = Vec::new();
-                if io::Read::read_to_end(&mut &file, &mut html).is_err() {
+            if ty == html {
+                let mut bytes = Vec::new();
+                if io::Read::read_to_end(&mut &file, &mut bytes).is_err() {
                     return send(request, text(500, "cannot read the file\n"), plain);
                 }
-                send(
-                    request,
-                    Response::from_data(with_reload(&html, version)),
-                    ty,
-                );
+                send(request, Response::from_data(page(bytes)), ty);
             } else {
                 send(request, Response::from_file(file), ty);
             }
         }
-        (Resolved::Redirect(location), ..) => {
+        Answer::Redirect(location) => {
             let mut response = text(301, "moved\n");
             if let Some(h) = header("Location", &location) {
                 response.add_header(h);
             }
             send(request, response, plain);
         }
-        (Resolved::Forbidden, ..) => send(request, text(403, "forbidden\n"), plain),
-        (_, _, Some(page)) => {
-            let page = if site.reload {
-                with_reload(&page, version)
-            } else {
-                page
-            };
-            send(
-                request,
-                Response::from_data(page).with_status_code(404),
-                "text/html; charset=utf-8",
-            );
-        }
-        (_, _, None) => send(request, text(404, "not found\n"), plain),
+        Answer::Forbidden => send(request, text(403, "forbidden\n"), plain),
+        Answer::NotFound(Some(bytes)) => send(
+            request,
+            Response::from_data(page(bytes)).with_status_code(404),
+            html,
+        ),
+        Answer::NotFound(None) => send(request, text(404, "not found\n"), plain),
     }
+}
+
+/// What a request gets, decided while the served directory cannot change.
+enum Answer {
+    File(PathBuf, File),
+    Redirect(String),
+    Forbidden,
+    /// With the book's 404 page, if it has one.
+    NotFound(Option<Vec<u8>>),
 }
 
 /// Serves `site` on an already bound listener until [`Site::stop`] (or forever).

@@ -205,10 +205,14 @@ pub fn load_model(path: &Path) -> Result<(Transformer<f32>, RunInfo, Checkpoint)
     Ok((model, info, ckpt))
 }
 
+/// Models up to this many parameters (64 MiB of f32) are built whatever the file holds, so that
+/// [`fill`] can name a missing or misshapen tensor; larger ones must be backed by the file.
+const BUILT_UNCHECKED: usize = 1 << 24;
+
 /// Refuses sizes in the metadata that make a model with more parameters than the file holds
-/// values, before any of it is allocated: a header claiming a vocabulary of 10^12 is a message,
-/// not an allocation failure. Each product is checked on its own first, so that no count
-/// overflows.
+/// values (beyond [`BUILT_UNCHECKED`]), before any of it is allocated: a header claiming a
+/// vocabulary of 10^12 is a message, not an allocation failure. Each product is checked on its
+/// own first, so that the count cannot overflow.
 fn check_sizes_fit(
     config: &Config,
     vocab: usize,
@@ -216,6 +220,7 @@ fn check_sizes_fit(
     path: &Path,
 ) -> Result<(), CheckpointError> {
     let values: usize = ckpt.tensors.iter().map(|t| t.data.len()).sum();
+    let limit = values.max(BUILT_UNCHECKED);
     let too_big = |key: &str, what: String| CheckpointError::Meta {
         path: path.to_path_buf(),
         key: key.to_string(),
@@ -236,7 +241,7 @@ fn check_sizes_fit(
     }
     for (key, label, factors) in products {
         let product = factors.iter().try_fold(1usize, |a, &b| a.checked_mul(b));
-        if product.is_none_or(|p| p > values) {
+        if product.is_none_or(|p| p > limit) {
             let factors: Vec<String> = factors.iter().map(usize::to_string).collect();
             return Err(too_big(
                 key,
@@ -244,17 +249,20 @@ fn check_sizes_fit(
             ));
         }
     }
-    if config.n_layers > ckpt.tensors.len() {
+    if config.n_layers > ckpt.tensors.len().max(1024) {
         return Err(too_big(
             "n_layers",
             format!("{} layers need at least as many tensors", config.n_layers),
         ));
     }
     let total = config.param_counts(vocab).total;
-    if total > values {
+    if total > limit {
         return Err(too_big(
-            "vocab",
-            format!("the sizes make {total} parameters"),
+            "sizes",
+            format!(
+                "n_layers {}, d_model {d}, d_ff {}, h {}, vocab {vocab} make {total} parameters",
+                config.n_layers, config.d_ff, config.h
+            ),
         ));
     }
     Ok(())
