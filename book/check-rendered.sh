@@ -42,6 +42,9 @@ cleanup() {
 trap cleanup EXIT
 
 for attempt in $(seq 0 19); do
+    # Emptied here, not by the server's redirect: the loop below must not read an earlier run's
+    # "serving" line before the new server has truncated the file.
+    : >"$work/serve.log"
     "$aiayn" serve --port "$port" --out "$book" >"$work/serve.log" 2>&1 &
     server=$!
     while kill -0 "$server" 2>/dev/null && ! grep -q '^serving' "$work/serve.log" 2>/dev/null; do

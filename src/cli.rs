@@ -39,10 +39,9 @@ fn output_dir(root: &Path, out: Option<&Path>) -> PathBuf {
 }
 
 fn build_book(root: &Path, out: Option<&Path>) -> Result<aiayn::book::Built, CliError> {
-    let built = aiayn::book::build(root, &output_dir(root, out)).map_err(|e| CliError {
-        message: e.to_string(),
-        code: 1,
-    })?;
+    // A book that does not build is bad input too: a chapter, the configuration, the output.
+    let built = aiayn::book::build(root, &output_dir(root, out))
+        .map_err(|e| CliError::usage(e.to_string()))?;
     for warning in &built.warnings {
         eprintln!("warning: {warning}");
     }
@@ -61,14 +60,41 @@ pub fn serve(out: Option<&Path>, port: u16) -> Result<ExitCode, CliError> {
     let root = aiayn::book::default_root();
     // Bind first: a busy port is reported before the build, not after.
     let listener = aiayn::book::bind(port).map_err(|e| CliError::usage(e.to_string()))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| CliError::usage(format!("cannot listen on port {port}: {e}")))?;
     let built = build_book(&root, out)?;
-    println!("serving the book at http://127.0.0.1:{port}/ (Ctrl-C to stop)");
-    aiayn::book::serve(listener, &built.out).map_err(|e| CliError {
+    let site = aiayn::book::serve::Site::new(built.out.clone(), true);
+    let watched: Vec<PathBuf> = ["book", "src", "tests"]
+        .iter()
+        .map(|d| root.join(d))
+        .collect();
+    let watcher = std::sync::Arc::clone(&site);
+    std::thread::spawn(move || {
+        aiayn::book::serve::watch(&watcher, &watched, WATCH_INTERVAL, |next| {
+            let built = aiayn::book::build_into(&root, next).map_err(|e| e.to_string())?;
+            for warning in &built.warnings {
+                eprintln!("warning: {warning}");
+            }
+            Ok(format!(
+                "{} chapters, {} equations, {} figures",
+                built.chapters, built.equations, built.figures
+            ))
+        });
+    });
+    println!(
+        "serving the book at http://{address}/ (Ctrl-C to stop); a change under book/, src/ or \
+         tests/ rebuilds it and reloads open pages"
+    );
+    aiayn::book::serve(listener, site).map_err(|e| CliError {
         message: e.to_string(),
         code: 1,
     })?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// How often `aiayn serve` looks for changed sources.
+const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 
 pub fn build(out: Option<&Path>) -> Result<ExitCode, CliError> {
     build_book(&aiayn::book::default_root(), out)?;
@@ -83,6 +109,15 @@ pub fn params(
 ) -> Result<ExitCode, CliError> {
     if vocab == 0 {
         return Err(CliError::usage("--vocab must be at least 1"));
+    }
+    // Counts are exact integers: refuse a vocabulary whose embedding does not fit in one.
+    let widest = Config::big().d_model;
+    if vocab.checked_mul(widest).is_none_or(|e| e > usize::MAX / 2) {
+        return Err(CliError::usage(format!(
+            "--vocab {vocab} is too large to count: {vocab} x d_model {widest} parameters \
+             overflow a {}-bit count",
+            usize::BITS
+        )));
     }
     let names: Vec<&str> = if row == "all" {
         TABLE3_ROWS.to_vec()
@@ -146,6 +181,11 @@ pub fn params(
 pub fn verify(files: &[PathBuf]) -> Result<ExitCode, CliError> {
     let (mut failed, mut malformed) = (0, 0);
     for path in files {
+        if let Err(e) = check_size(path) {
+            malformed += 1;
+            eprintln!("error: {e}");
+            continue;
+        }
         let report = aiayn::fixture::load(path).and_then(|f| aiayn::fixture::check(&f));
         match report {
             Err(e) => {
@@ -189,9 +229,29 @@ pub fn verify(files: &[PathBuf]) -> Result<ExitCode, CliError> {
     }))
 }
 
+/// The largest text or JSON file a command reads whole: far above any test set or fixture,
+/// far below what would exhaust memory.
+const MAX_INPUT_BYTES: u64 = 256 << 20;
+
+/// Refuses a file larger than [`MAX_INPUT_BYTES`] before reading it.
+fn check_size(path: &Path) -> Result<(), CliError> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() && meta.len() > MAX_INPUT_BYTES => {
+            Err(CliError::usage(format!(
+                "{}: the file is {} bytes; files of more than {MAX_INPUT_BYTES} bytes (256 MiB) \
+                 are refused",
+                path.display(),
+                meta.len()
+            )))
+        }
+        _ => Ok(()), // reading reports a missing or unreadable file
+    }
+}
+
 /// The lines of a text file, each without its line break (`\n` or `\r\n`); a final line break
-/// does not start another line.
+/// does not start another line. An empty file is refused: there is nothing to score.
 fn read_lines(path: &Path) -> Result<Vec<String>, CliError> {
+    check_size(path)?;
     let bytes = std::fs::read(path)
         .map_err(|e| CliError::usage(format!("cannot read {}: {e}", path.display())))?;
     let text = String::from_utf8(bytes).map_err(|e| {
@@ -203,6 +263,12 @@ fn read_lines(path: &Path) -> Result<Vec<String>, CliError> {
             path.display()
         ))
     })?;
+    if text.is_empty() {
+        return Err(CliError::usage(format!(
+            "{}: the file is empty; one sentence a line is needed",
+            path.display()
+        )));
+    }
     Ok(text.lines().map(str::to_string).collect())
 }
 

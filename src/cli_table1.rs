@@ -32,6 +32,9 @@ pub struct Table1Args {
     pub json: bool,
 }
 
+/// The most values one matrix of a timing run may hold (2^28 f32, 1 GiB).
+const MAX_VALUES: usize = 1 << 28;
+
 /// The layers in the order of Table 1.
 const KINDS: [&str; 4] = [
     "self_attention",
@@ -81,6 +84,30 @@ pub fn table1(args: &Table1Args) -> Result<ExitCode, CliError> {
             "--max-n must be at least 16, the shortest length timed (given {})",
             args.max_n
         )));
+    }
+    // The largest matrices: the n x n scores, the recurrent d x d weights, the convolution's k
+    // d x d kernels, the n x d input. Refused before anything is allocated.
+    for (what, factors) in [
+        (
+            "--max-n: the n x n attention scores",
+            [args.max_n, args.max_n, 1],
+        ),
+        ("--d: the recurrent layer's d x d weights", [d, d, 1]),
+        (
+            "--k and --d: the convolution's k x d x d kernels",
+            [k, d, d],
+        ),
+        ("--max-n and --d: the n x d input", [args.max_n, d, 1]),
+    ] {
+        let values = factors.iter().try_fold(1usize, |a, &b| a.checked_mul(b));
+        if values.is_none_or(|v| v > MAX_VALUES) {
+            return Err(CliError::usage(format!(
+                "{what} would be {} values; at most {MAX_VALUES} (1 GiB of f32) are timed \
+                 (given d = {d}, k = {k}, max n = {})",
+                values.map_or("more than 2^64".to_string(), |v| v.to_string()),
+                args.max_n
+            )));
+        }
     }
     let ns: Vec<usize> = std::iter::successors(Some(16usize), |n| n.checked_mul(2))
         .take_while(|&n| n <= args.max_n)

@@ -135,10 +135,17 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, CliError> {
         ("--checkpoint-every", args.checkpoint_every),
         ("--eval-every", args.eval_every),
         ("--threads", args.threads),
+        ("--eval-pairs", args.eval_pairs),
     ] {
         if value == 0 {
             return Err(usage(format!("{flag} must be at least 1")));
         }
+    }
+    if args.out.is_file() {
+        return Err(usage(format!(
+            "--out {} is a file, not a directory",
+            args.out.display()
+        )));
     }
     let (mut trainer, info) = match &args.resume {
         Some(path) => {
@@ -166,6 +173,13 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, CliError> {
         )));
     }
     let steps = args.steps.unwrap_or(defaults(&args.task).steps);
+    if steps <= trainer.step {
+        return Err(usage(format!(
+            "--steps {steps} leaves nothing to train: the run is at step {} and trains until \
+             --steps",
+            trainer.step
+        )));
+    }
     fs::create_dir_all(&args.out).map_err(|e| io_error(&args.out, e))?;
     let log_path = args.out.join("log.csv");
     let mut log = open_log(&log_path, args.resume.is_some())?;
@@ -274,20 +288,43 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The most parameters `aiayn train` allocates a model for (with gradients and Adam's two
+/// moments, four times that many f32 values).
+const MAX_PARAMETERS: usize = 1 << 28;
+
 fn new_trainer(args: &TrainArgs) -> Result<(Trainer<f32>, RunInfo), CliError> {
     let d = defaults(&args.task);
     let task = Task::by_name(&args.task, args.data_seed).map_err(|e| usage(e.to_string()))?;
     let d_model = args.d_model.unwrap_or(d.d_model);
     let h = args.heads.unwrap_or(d.heads);
-    if h == 0 || !d_model.is_multiple_of(h) {
+    let (n_layers, d_ff) = (
+        args.layers.unwrap_or(d.layers),
+        args.d_ff.unwrap_or(4 * d_model),
+    );
+    // Each size on its own first, so that the parameter count below cannot overflow.
+    for (flag, value, limit) in [
+        ("--d-model", d_model, 1 << 16),
+        ("--d-ff", d_ff, 1 << 20),
+        ("--layers", n_layers, 1 << 10),
+    ] {
+        if value > limit {
+            return Err(usage(format!(
+                "{flag} {value} is too large: at most {limit}"
+            )));
+        }
+    }
+    if h == 0 {
+        return Err(usage("--heads must be at least 1"));
+    }
+    if !d_model.is_multiple_of(h) {
         return Err(usage(format!(
             "--d-model {d_model} is not a multiple of --heads {h}: each head gets d_model / h columns"
         )));
     }
     let config = Config {
-        n_layers: args.layers.unwrap_or(d.layers),
+        n_layers,
         d_model,
-        d_ff: args.d_ff.unwrap_or(4 * d_model),
+        d_ff,
         h,
         d_k: d_model / h,
         d_v: d_model / h,
@@ -297,6 +334,13 @@ fn new_trainer(args: &TrainArgs) -> Result<(Trainer<f32>, RunInfo), CliError> {
         ..Config::base()
     };
     config.validate().map_err(|e| usage(e.to_string()))?;
+    let parameters = config.param_counts(task.vocab.len()).total;
+    if parameters > MAX_PARAMETERS {
+        return Err(usage(format!(
+            "the model would have {parameters} parameters; `aiayn train` builds at most \
+             {MAX_PARAMETERS} (2^28; the paper's big model has 213 million)"
+        )));
+    }
     let options = TrainOptions {
         p_drop: config.p_drop,
         eps_ls: config.eps_ls,
@@ -306,6 +350,9 @@ fn new_trainer(args: &TrainArgs) -> Result<(Trainer<f32>, RunInfo), CliError> {
         seed: args.seed,
         threads: args.threads,
     };
+    if options.batch_tokens == 0 {
+        return Err(usage("--batch-tokens must be at least 1"));
+    }
     if options.warmup == 0 {
         return Err(usage("--warmup must be at least 1 (Eq. 3 divides by it)"));
     }
@@ -457,6 +504,11 @@ pub fn evaluate(
     check_beam(beam, alpha)?;
     if threads == 0 {
         return Err(usage("--threads must be at least 1"));
+    }
+    if pairs == Some(0) {
+        return Err(usage(
+            "--pairs must be at least 1: no metric is defined on no pairs",
+        ));
     }
     let (model, task) = model_and_task(checkpoint)?;
     let held_out = &task.held_out[..pairs

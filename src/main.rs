@@ -23,9 +23,10 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Build the book and serve it (the default with no command).
+    /// Build the book and serve it (the default with no command); a change under book/, src/
+    /// or tests/ rebuilds it and reloads the open pages.
     Serve {
-        /// Port on 127.0.0.1.
+        /// Port on 127.0.0.1 (0 picks a free one; the URL printed names it).
         #[arg(long, default_value_t = 3000)]
         port: u16,
         /// Where to write the book [default: book/out under the crate root].

@@ -124,12 +124,80 @@ fn check_output_dir(root: &Path, out: &Path) -> Result<(), BookError> {
     Ok(())
 }
 
-/// Builds the book of the crate at `root` into `out`.
+/// `.NAME.SUFFIX` beside `path`: where a build is written before it replaces `path`.
+///
+/// # Errors
+/// When `path` has no parent or no name (`/`, `..`).
+pub fn sibling(path: &Path, suffix: &str) -> Result<PathBuf, BookError> {
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) => {
+            Ok(parent.join(format!(".{}.{suffix}", name.to_string_lossy())))
+        }
+        _ => Err(BookError(format!(
+            "cannot write the book to {}: it needs a parent directory and a name",
+            path.display()
+        ))),
+    }
+}
+
+/// Moves the directory `next` to `out`, replacing what `out` held (a previous build).
+///
+/// # Errors
+/// The renames' I/O errors; `out` is then as it was.
+pub fn replace_dir(next: &Path, out: &Path) -> io::Result<()> {
+    let old = sibling(out, "old").map_err(|e| io::Error::other(e.0))?;
+    if old.exists() {
+        fs::remove_dir_all(&old)?;
+    }
+    let had_out = out.exists();
+    if had_out {
+        fs::rename(out, &old)?;
+    }
+    if let Err(e) = fs::rename(next, out) {
+        if had_out {
+            let _ = fs::rename(&old, out);
+        }
+        return Err(e);
+    }
+    if had_out {
+        let _ = fs::remove_dir_all(&old);
+    }
+    Ok(())
+}
+
+/// Builds the book of the crate at `root` into `out`. The book is written beside `out` first
+/// (`.NAME.next`) and moved to `out` only once complete: a failed build leaves `out` as it was
+/// and nothing else behind.
 ///
 /// # Errors
 /// A missing book, an output directory that is not ours, a LaTeX error (naming the chapter,
 /// line and expression), a figure that fails to draw, or an I/O error.
 pub fn build(root: &Path, out: &Path) -> Result<Built, BookError> {
+    let out = std::path::absolute(out)
+        .map_err(|e| BookError(format!("cannot use {} as output: {e}", out.display())))?;
+    check_output_dir(root, &out)?;
+    let next = sibling(&out, "next")?;
+    if next.exists() {
+        fs::remove_dir_all(&next)
+            .map_err(|e| BookError(format!("cannot remove {}: {e}", next.display())))?;
+    }
+    let built = build_into(root, &next).and_then(|built| {
+        replace_dir(&next, &out)
+            .map_err(|e| BookError(format!("cannot move the book to {}: {e}", out.display())))?;
+        Ok(Built { out, ..built })
+    });
+    if built.is_err() {
+        let _ = fs::remove_dir_all(&next);
+    }
+    built
+}
+
+/// Builds the book of the crate at `root` directly into `out` (which [`build`] then moves into
+/// place).
+///
+/// # Errors
+/// As [`build`].
+pub fn build_into(root: &Path, out: &Path) -> Result<Built, BookError> {
     let start = Instant::now();
     let book_dir = root.join("book");
     let config_file = book_dir.join("book.toml");
@@ -236,7 +304,7 @@ pub fn bind(port: u16) -> Result<TcpListener, BookError> {
     })
 }
 
-/// Serves an already built book from `out` on `listener` until the process ends.
-pub fn serve(listener: TcpListener, out: &Path) -> Result<(), BookError> {
-    serve::run(listener, out).map_err(|e| BookError(format!("the server stopped: {e}")))
+/// Serves an already built book on `listener` until the process ends (or [`serve::Site::stop`]).
+pub fn serve(listener: TcpListener, site: std::sync::Arc<serve::Site>) -> Result<(), BookError> {
+    serve::run(listener, site).map_err(|e| BookError(format!("the server stopped: {e}")))
 }

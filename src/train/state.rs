@@ -188,6 +188,7 @@ pub fn load_model(path: &Path) -> Result<(Transformer<f32>, RunInfo, Checkpoint)
     }
     let config = read_config(&ckpt, path)?;
     let vocab: usize = ckpt.meta_parse(path, "vocab")?;
+    check_sizes_fit(&config, vocab, &ckpt, path)?;
     let mut model = Transformer::new(&config, vocab.max(1), &mut StdRng::seed_from_u64(0))
         .map_err(|e| CheckpointError::Meta {
             path: path.to_path_buf(),
@@ -202,6 +203,69 @@ pub fn load_model(path: &Path) -> Result<(Transformer<f32>, RunInfo, Checkpoint)
         vocab,
     };
     Ok((model, info, ckpt))
+}
+
+/// Models up to this many parameters (64 MiB of f32) are built whatever the file holds, so that
+/// [`fill`] can name a missing or misshapen tensor; larger ones must be backed by the file.
+const BUILT_UNCHECKED: usize = 1 << 24;
+
+/// Refuses sizes in the metadata that make a model with more parameters than the file holds
+/// values (beyond [`BUILT_UNCHECKED`]), before any of it is allocated: a header claiming a
+/// vocabulary of 10^12 is a message, not an allocation failure. Each product is checked on its
+/// own first, so that the count cannot overflow.
+fn check_sizes_fit(
+    config: &Config,
+    vocab: usize,
+    ckpt: &Checkpoint,
+    path: &Path,
+) -> Result<(), CheckpointError> {
+    let values: usize = ckpt.tensors.iter().map(|t| t.data.len()).sum();
+    let limit = values.max(BUILT_UNCHECKED);
+    let too_big = |key: &str, what: String| CheckpointError::Meta {
+        path: path.to_path_buf(),
+        key: key.to_string(),
+        problem: format!(
+            "does not fit the file: {what}, but the file holds {values} values in {} tensors",
+            ckpt.tensors.len()
+        ),
+    };
+    let d = config.d_model;
+    let mut products = vec![
+        ("vocab", "vocab x d_model", vec![vocab, d]),
+        ("d_ff", "d_ff x d_model", vec![config.d_ff, d]),
+        ("d_k", "h x d_k x d_model", vec![config.h, config.d_k, d]),
+        ("d_v", "h x d_v x d_model", vec![config.h, config.d_v, d]),
+    ];
+    if config.positional == Positional::Learned {
+        products.push(("max_len", "max_len x d_model", vec![config.max_len, d]));
+    }
+    for (key, label, factors) in products {
+        let product = factors.iter().try_fold(1usize, |a, &b| a.checked_mul(b));
+        if product.is_none_or(|p| p > limit) {
+            let factors: Vec<String> = factors.iter().map(usize::to_string).collect();
+            return Err(too_big(
+                key,
+                format!("{label} = {} values", factors.join(" x ")),
+            ));
+        }
+    }
+    if config.n_layers > ckpt.tensors.len().max(1024) {
+        return Err(too_big(
+            "n_layers",
+            format!("{} layers need at least as many tensors", config.n_layers),
+        ));
+    }
+    let total = config.param_counts(vocab).total;
+    if total > limit {
+        return Err(too_big(
+            "sizes",
+            format!(
+                "n_layers {}, d_model {d}, d_ff {}, h {}, vocab {vocab} make {total} parameters",
+                config.n_layers, config.d_ff, config.h
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Overwrites every parameter of `model` with the tensor named `prefix` + its name.
@@ -299,7 +363,7 @@ pub fn save_model(
 /// Sums are taken in f64, so averaging N copies of one checkpoint returns it bit for bit.
 ///
 /// # Errors
-/// An unreadable checkpoint, or one whose task, vocabulary or sizes differ from the first's
+/// An unreadable checkpoint, or one whose task, data seed, vocabulary or sizes differ from the first's
 /// (named, with both values), so that no tensor is averaged with one of another shape.
 pub fn average(
     paths: &[std::path::PathBuf],
@@ -321,6 +385,11 @@ pub fn average(
         let (other, other_info, other_ckpt) = load_model(path)?;
         for (key, a, b) in [
             ("task", info.task.clone(), other_info.task.clone()),
+            (
+                "data_seed", // another seed, another split: held-out pairs trained on
+                info.data_seed.to_string(),
+                other_info.data_seed.to_string(),
+            ),
             (
                 "vocab",
                 info.vocab.to_string(),
