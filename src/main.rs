@@ -137,7 +137,27 @@ enum Command {
     },
 }
 
+/// `aiayn params | head` closes the pipe before everything is written, and Rust's `println!`
+/// then panics. Stopping early is the reader's choice, not an error: end quietly instead, as
+/// `cat` does, without a panic message.
+fn quiet_when_stdout_closes() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_when_stdout_closes();
     let args = match Args::try_parse() {
         Ok(args) => args,
         Err(e) => {

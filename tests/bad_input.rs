@@ -250,7 +250,12 @@ fn table(busy: u16) -> Vec<Row> {
             "{dir}/f.json: not valid JSON",
         )
         .file("f.json", good_fixture[..good_fixture.len() / 2].to_vec()),
-        row("verify-not-utf8", "verify {dir}/f.json", 2, "{dir}/f.json")
+        row(
+            "verify-not-utf8",
+            "verify {dir}/f.json",
+            2,
+            "{dir}/f.json: not UTF-8 text: invalid bytes at offset 8 (line 1)",
+        )
             .file("f.json", b"{\"op\": \"\xff\xfe\"}".to_vec()),
         row(
             "verify-array",
@@ -301,7 +306,13 @@ fn table(busy: u16) -> Vec<Row> {
             "f.json",
             fixture(|f| f["inputs"]["q"]["shape"] = json!([4, 4])),
         ),
-        row("verify-huge-shape", "verify {dir}/f.json", 2, "inputs.q").file(
+        row(
+            "verify-huge-shape",
+            "verify {dir}/f.json",
+            2,
+            "inputs.q: shape [1000000000000, 1000000000000] has more elements than memory can address",
+        )
+        .file(
             "f.json",
             fixture(|f| {
                 f["inputs"]["q"]["shape"] = json!([1_000_000_000_000u64, 1_000_000_000_000u64])
@@ -1145,4 +1156,25 @@ fn every_command_refuses_bad_input_with_exit_2_and_a_named_problem() {
         problems.len(),
         problems.join("\n")
     );
+}
+
+#[test]
+fn a_reader_that_stops_early_ends_the_output_quietly() {
+    // `aiayn params --config all | head -1`: the reader is gone before the first line. The pipe's
+    // read end is closed before the process starts, so every write fails, whatever the timing.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_aiayn"))
+        .args(["params", "--config", "all"])
+        .env("RUST_BACKTRACE", "1")
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "a closed pipe made it panic:\n{stderr}"
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{stderr}");
 }
