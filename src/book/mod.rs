@@ -7,6 +7,7 @@
 //! 2. runs mdBook's own `{{#include}}` pass, then [`preprocess::Equations`] (a box under every
 //!    equation, the verification table), [`take::TakeThisCode`] (the "Take this code" boxes),
 //!    [`mutation::MutationScore`] (the mutation score, from its run log),
+//!    [`compare::CompareTable`] (the Performance chapter's tables, from the comparison's JSON),
 //!    [`preprocess::Listings`] (dedented code) and [`preprocess::Math`] (LaTeX to MathML);
 //! 3. renders HTML into the output directory and writes the figures ([`figures`]) into its
 //!    `figures/` directory, drawn meanwhile on another thread, with the appendix's attention
@@ -17,6 +18,7 @@
 
 pub mod appendix;
 pub mod check;
+pub mod compare;
 pub mod figures;
 pub mod math;
 pub mod mutation;
@@ -247,6 +249,9 @@ pub fn build_into(root: &Path, out: &Path) -> Result<Built, BookError> {
         .count();
     md.with_preprocessor(preprocess::Equations { registry });
     md.with_preprocessor(take::TakeThisCode {
+        root: root.to_path_buf(),
+    });
+    md.with_preprocessor(compare::CompareTable {
         root: root.to_path_buf(),
     });
     md.with_preprocessor(mutation::MutationScore {
