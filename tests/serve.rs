@@ -383,6 +383,8 @@ fn aiayn_serve_rebuilds_the_real_book_when_a_chapter_changes() {
     for part in ["book", "src", "tests", "fixtures"] {
         copy_tree(&crate_root.join(part), &root.join(part));
     }
+    // the "Take this code" boxes quote the crate's [dependencies]
+    fs::copy(crate_root.join("Cargo.toml"), root.join("Cargo.toml")).unwrap();
     let out = root.join("served");
     let mut child = Command::new(env!("CARGO_BIN_EXE_aiayn"))
         .args(["serve", "--port", "0", "--out", out.to_str().unwrap()])
@@ -394,10 +396,12 @@ fn aiayn_serve_rebuilds_the_real_book_when_a_chapter_changes() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut server = Running(child);
     let port: u16 = loop {
-        let line = lines
-            .next()
-            .expect("the server prints its address")
-            .unwrap();
+        let Some(line) = lines.next() else {
+            let mut stderr = String::new();
+            let _ = server.0.stderr.take().unwrap().read_to_string(&mut stderr);
+            panic!("the server ended before printing its address:\n{stderr}");
+        };
+        let line = line.unwrap();
         if let Some(rest) = line.strip_prefix("serving the book at http://127.0.0.1:") {
             break rest.split('/').next().unwrap().parse().unwrap();
         }
