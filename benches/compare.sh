@@ -1,7 +1,7 @@
 #!/bin/sh
 # aiayn beside PyTorch on the same shapes, f32, 1 and 2 threads, interleaved run by run.
 #
-#     benches/compare.sh                         # everything, about 5 minutes
+#     benches/compare.sh                         # everything: minutes (more the first time)
 #     benches/compare.sh --rows multi_head-512   # one workload
 #     benches/compare.sh --threads 1 --budget 0.5
 #
