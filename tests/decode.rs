@@ -326,7 +326,10 @@ proptest! {
 fn argmax_takes_the_first_of_tied_maxima() {
     // Greedy decoding and the beam's first candidate agree with the documented choice on ties.
     use nalgebra::RowDVector;
-    assert_eq!(argmax(&RowDVector::from_row_slice(&[1.0, 3.0, 3.0, 2.0])), 1);
+    assert_eq!(
+        argmax(&RowDVector::from_row_slice(&[1.0, 3.0, 3.0, 2.0])),
+        1
+    );
     assert_eq!(argmax(&RowDVector::from_row_slice(&[0.5f32, 0.5, 0.5])), 0);
     assert_eq!(argmax(&RowDVector::from_row_slice(&[-2.0, -1.0, -1.5])), 1);
 }

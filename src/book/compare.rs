@@ -6,11 +6,11 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use mdbook_preprocessor::book::Book;
-use mdbook_preprocessor::errors::{Error, Result as BookResult};
+use mdbook_preprocessor::errors::Result as BookResult;
 use mdbook_preprocessor::{Preprocessor, PreprocessorContext};
 use serde_json::Value;
 
-use super::preprocess::html_escape;
+use super::preprocess::{expand_chapters, html_escape};
 
 /// The directive's opening; the path and `}}` follow.
 pub const DIRECTIVE: &str = "{{#compare-table ";
@@ -166,20 +166,8 @@ impl Preprocessor for CompareTable {
         "aiayn-compare-table"
     }
 
-    fn run(&self, _ctx: &PreprocessorContext, mut book: Book) -> BookResult<Book> {
-        let mut error = None;
-        book.for_each_chapter_mut(|ch| {
-            if error.is_none() && ch.content.contains(DIRECTIVE) {
-                match expand(&self.root, &ch.content) {
-                    Ok(content) => ch.content = content,
-                    Err(e) => error = Some(format!("chapter {:?}: {e}", ch.name)),
-                }
-            }
-        });
-        match error {
-            Some(e) => Err(Error::msg(e)),
-            None => Ok(book),
-        }
+    fn run(&self, _ctx: &PreprocessorContext, book: Book) -> BookResult<Book> {
+        expand_chapters(book, DIRECTIVE, |content| expand(&self.root, content))
     }
 }
 

@@ -7,10 +7,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use mdbook_preprocessor::book::Book;
-use mdbook_preprocessor::errors::{Error, Result as BookResult};
+use mdbook_preprocessor::errors::Result as BookResult;
 use mdbook_preprocessor::{Preprocessor, PreprocessorContext};
 
-use super::preprocess::html_escape;
+use super::preprocess::{expand_chapters, html_escape};
 
 /// The directive [`MutationScore`] replaces.
 pub const DIRECTIVE: &str = "{{#mutation-score}}";
@@ -175,20 +175,11 @@ impl Preprocessor for MutationScore {
         "aiayn-mutation-score"
     }
 
-    fn run(&self, _ctx: &PreprocessorContext, mut book: Book) -> BookResult<Book> {
-        let mut error = None;
-        book.for_each_chapter_mut(|ch| {
-            if error.is_none() && ch.content.contains(DIRECTIVE) {
-                match render(&self.root) {
-                    Ok(md) => ch.content = ch.content.replace(DIRECTIVE, &md),
-                    Err(e) => error = Some(format!("chapter {:?}: {e}", ch.name)),
-                }
-            }
-        });
-        match error {
-            Some(e) => Err(Error::msg(e)),
-            None => Ok(book),
-        }
+    fn run(&self, _ctx: &PreprocessorContext, book: Book) -> BookResult<Book> {
+        let table = render(&self.root);
+        expand_chapters(book, DIRECTIVE, |content| {
+            Ok(content.replace(DIRECTIVE, table.as_ref().map_err(Clone::clone)?))
+        })
     }
 }
 

@@ -325,6 +325,28 @@ impl Preprocessor for Math {
     }
 }
 
+/// Runs `expand` on the text of every chapter that contains `directive` and puts the result in
+/// its place. The first error stops the build, naming the chapter.
+pub fn expand_chapters(
+    mut book: Book,
+    directive: &str,
+    expand: impl Fn(&str) -> std::result::Result<String, String>,
+) -> Result<Book> {
+    let mut error = None;
+    book.for_each_chapter_mut(|ch| {
+        if error.is_none() && ch.content.contains(directive) {
+            match expand(&ch.content) {
+                Ok(content) => ch.content = content,
+                Err(e) => error = Some(format!("chapter {:?}: {e}", ch.name)),
+            }
+        }
+    });
+    match error {
+        Some(e) => Err(Error::msg(e)),
+        None => Ok(book),
+    }
+}
+
 /// Expands `{{#worked-example}}` into the worked example's tables, computed from the committed
 /// model when the book is built.
 pub struct WorkedExample;
