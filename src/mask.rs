@@ -110,8 +110,11 @@ impl Mask {
     }
 
     /// Which queries may attend to key `j`: column j of the mask, contiguous (for the fast
-    /// paths, which sweep the scores column by column).
-    pub(crate) fn key_column(&self, j: usize) -> &[bool] {
+    /// paths, which sweep the scores column by column). Entry i is [`Mask::allows`]`(i, j)`.
+    ///
+    /// # Panics
+    /// If `j` is not a key of the mask.
+    pub fn key_column(&self, j: usize) -> &[bool] {
         let n = self.allowed.nrows();
         &self.allowed.as_slice()[j * n..(j + 1) * n]
     }

@@ -348,3 +348,19 @@ proptest! {
         assert_abs_diff_eq!(real_rows(&b, &pad), real_rows(&a, &pad), epsilon = 1e-10);
     }
 }
+
+#[test]
+fn a_key_column_lists_which_queries_may_see_that_key() {
+    // causal over 3 of 5 keys (the last 3 queries of a sequence of 5), then padding on key 3
+    let mask =
+        Mask::causal_suffix(3, 5).and(&Mask::padding(3, &[false, false, false, true, false]));
+    for j in 0..5 {
+        let column = mask.key_column(j);
+        assert_eq!(column.len(), 3);
+        for (i, &allowed) in column.iter().enumerate() {
+            assert_eq!(allowed, mask.allows(i, j), "query {i}, key {j}");
+        }
+    }
+    assert_eq!(mask.key_column(4), &[false, false, true]);
+    assert_eq!(mask.key_column(3), &[false, false, false]);
+}
