@@ -93,10 +93,15 @@ for page in $chapters; do
     probe="${page%.html}.check.html"
     sed 's#</body>#<script src="check-rendered.js"></script></body>#' "$book/$page" >"$book/$probe"
     # A browser failure is reported by the checks below, not by `set -e`.
-    browse --window-size=1280,2400 --virtual-time-budget=5000 --dump-dom "$url/$probe" \
-        >"$work/dom-$page" || true
-    report=$(sed -n '/<pre id="rendered-report">/,/<\/pre>/p' "$work/dom-$page" |
-        sed 's#<pre id="rendered-report">##; s#</pre>.*##; s/&lt;/</g; s/&gt;/>/g; s/&quot;/"/g; s/&amp;/\&/g')
+    # A page the browser did not hand back (it timed out on a busy machine) gets one more try.
+    for attempt in 1 2; do
+        browse --window-size=1280,2400 --virtual-time-budget=5000 --dump-dom "$url/$probe" \
+            >"$work/dom-$page" || true
+        report=$(sed -n '/<pre id="rendered-report">/,/<\/pre>/p' "$work/dom-$page" |
+            sed 's#<pre id="rendered-report">##; s#</pre>.*##; s/&lt;/</g; s/&gt;/>/g; s/&quot;/"/g; s/&amp;/\&/g')
+        [ -n "$report" ] && break
+        echo "check-rendered: no report from $page (attempt $attempt)" >&2
+    done
     if [ -z "$report" ]; then
         check "$page: the page was measured" no "no report from check-rendered.js"
         continue
