@@ -211,3 +211,24 @@ fn learned_positions_cannot_extrapolate_past_their_table() {
     };
     let _ = learned.encode(5);
 }
+
+#[test]
+fn one_position_alone_equals_its_row_of_the_table() {
+    // decoding adds PE(pos) one position at a time; it must be row pos of the table sinusoidal
+    // builds (which the tests above pin), for even and odd widths of d_model's halves
+    for d_model in [2, 6, 8, 10] {
+        let pe = PositionalEncoding::<f64>::Sinusoidal { d_model };
+        let table = sinusoidal::<f64>(50, d_model);
+        for pos in [0, 1, 2, 7, 49] {
+            let row = pe.encode_position(pos);
+            assert_eq!(row.shape(), (1, d_model));
+            for j in 0..d_model {
+                assert_eq!(
+                    row[(0, j)],
+                    table[(pos, j)],
+                    "d_model {d_model}, pos {pos}, column {j}"
+                );
+            }
+        }
+    }
+}
