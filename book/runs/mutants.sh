@@ -17,6 +17,8 @@
 # fixtures, so it measures what the invariants catch on their own ("-" for the other groups).
 # The mutants missed by the whole suite are listed in book/runs/mutants-missed.txt.
 set -euo pipefail
+# A failing case found against a mutant must not be saved and replayed against the next ones.
+export PROPTEST_DISABLE_FAILURE_PERSISTENCE=1
 cd "$(dirname "$0")/../.."
 
 # group | files (globs, space-separated) | test targets beside the unit tests | math?
