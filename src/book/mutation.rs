@@ -31,6 +31,9 @@ pub struct Group {
     pub unviable: u32,
     pub timeout: u32,
     pub commit: String,
+    /// For the groups of the paper's math: the mutants the property and example tests missed
+    /// on their own, before the golden fixtures (and the rest of the suite) were run.
+    pub missed_without_golden: Option<u32>,
 }
 
 impl Group {
@@ -54,9 +57,9 @@ pub fn parse(text: &str) -> Result<Vec<Group>, String> {
     let mut groups = Vec::new();
     for (i, line) in lines.filter(|(_, l)| !l.trim().is_empty()) {
         let f: Vec<&str> = line.split('\t').collect();
-        if f.len() != 7 {
+        if f.len() != 8 {
             return Err(format!(
-                "{LOG}: line {} has {} fields, not 7: {line:?}",
+                "{LOG}: line {} has {} fields, not 8: {line:?}",
                 i + 1,
                 f.len()
             ));
@@ -73,6 +76,10 @@ pub fn parse(text: &str) -> Result<Vec<Group>, String> {
             unviable: number(4, "unviable")?,
             timeout: number(5, "timeout")?,
             commit: f[6].to_string(),
+            missed_without_golden: match f[7] {
+                "-" => None,
+                _ => Some(number(7, "missed_without_golden")?),
+            },
         };
         if g.viable() + g.unviable != g.mutants {
             return Err(format!(
@@ -81,6 +88,17 @@ pub fn parse(text: &str) -> Result<Vec<Group>, String> {
                 g.viable() + g.unviable,
                 g.mutants
             ));
+        }
+        if let Some(m) = g.missed_without_golden {
+            if m < g.missed || m > g.viable() {
+                return Err(format!(
+                    "{LOG}: line {}: missed_without_golden is {m}, outside {}..={} (the missed \
+                     and the viable mutants)",
+                    i + 1,
+                    g.missed,
+                    g.viable()
+                ));
+            }
         }
         groups.push(g);
     }
@@ -110,7 +128,9 @@ pub fn markdown(groups: &[Group], missed: &str) -> String {
         unviable: 0,
         timeout: 0,
         commit: String::new(),
+        missed_without_golden: None,
     };
+    let (mut math_viable, mut math_missed) = (0, 0);
     for g in groups {
         let _ = writeln!(
             md,
@@ -129,6 +149,10 @@ pub fn markdown(groups: &[Group], missed: &str) -> String {
         total.missed += g.missed;
         total.unviable += g.unviable;
         total.timeout += g.timeout;
+        if let Some(m) = g.missed_without_golden {
+            math_viable += g.viable();
+            math_missed += m;
+        }
     }
     let _ = writeln!(
         md,
@@ -140,6 +164,23 @@ pub fn markdown(groups: &[Group], missed: &str) -> String {
         total.unviable,
         percent(total.caught, total.viable())
     );
+    if math_viable > 0 {
+        let names: Vec<String> = groups
+            .iter()
+            .filter(|g| g.missed_without_golden.is_some())
+            .map(|g| html_escape(&g.name))
+            .collect();
+        let _ = writeln!(
+            md,
+            "\nThe property and example tests alone, with the golden fixtures left out, caught \
+             **{} of the {} viable mutants** of the math groups ({}; {}); the first pass of \
+             each of these groups runs without `tests/golden.rs`.",
+            math_viable - math_missed,
+            math_viable,
+            names.join(", "),
+            percent(math_viable - math_missed, math_viable)
+        );
+    }
     let survivors: Vec<&str> = missed.lines().filter(|l| !l.trim().is_empty()).collect();
     if survivors.is_empty() {
         md.push_str("\nNo mutant in these groups survived the whole suite.\n");
@@ -187,11 +228,15 @@ impl Preprocessor for MutationScore {
 mod tests {
     use super::*;
 
-    const HEADER: &str = "group\tmutants\tcaught\tmissed\tunviable\ttimeout\tcommit\n";
+    const HEADER: &str =
+        "group\tmutants\tcaught\tmissed\tunviable\ttimeout\tcommit\tmissed_without_golden\n";
 
     #[test]
     fn the_table_sums_the_groups_and_scores_caught_of_viable() {
-        let log = format!("{HEADER}a\t10\t6\t1\t2\t1\tabc1234\nb\t5\t4\t0\t1\t0\tdef5678\n");
+        let log = format!(
+            "{HEADER}a\t10\t6\t1\t2\t1\tabc1234\t3\nb\t5\t4\t0\t1\t0\tdef5678\t-\n\
+             c\t7\t7\t0\t0\t0\tabc1234\t1\n"
+        );
         let groups = parse(&log).unwrap();
         assert_eq!(groups[0].viable(), 8);
         let md = markdown(&groups, "src/a.rs:1:1: replace f -> u32 with 0\n");
@@ -203,8 +248,13 @@ mod tests {
             md.contains("| b | 5 | 4 | 0 | 0 | 1 | 100.0 % | `def5678` |"),
             "{md}"
         );
-        // 10 of 12 viable
-        assert!(md.contains("| 15 | 10 | 1 | 1 | 3 | **83.3 %** |"), "{md}");
+        // 17 of 19 viable
+        assert!(md.contains("| 22 | 17 | 1 | 1 | 3 | **89.5 %** |"), "{md}");
+        // a and c are math groups: 8 + 7 viable, 3 + 1 missed without the golden fixtures
+        assert!(
+            md.contains("caught **11 of the 15 viable mutants** of the math groups (a, c; 73.3 %)"),
+            "{md}"
+        );
         assert!(
             md.contains("- `src/a.rs:1:1: replace f -> u32 with 0`"),
             "{md}"
@@ -213,8 +263,13 @@ mod tests {
 
     #[test]
     fn no_survivors_is_said_in_words() {
-        let groups = parse(&format!("{HEADER}a\t3\t3\t0\t0\t0\tabc\n")).unwrap();
-        assert!(markdown(&groups, "\n").contains("No mutant in these groups survived"));
+        let groups = parse(&format!("{HEADER}a\t3\t3\t0\t0\t0\tabc\t-\n")).unwrap();
+        let md = markdown(&groups, "\n");
+        assert!(md.contains("No mutant in these groups survived"), "{md}");
+        assert!(
+            !md.contains("alone"),
+            "no math group, no invariants line: {md}"
+        );
     }
 
     #[test]
@@ -222,10 +277,19 @@ mod tests {
         let e = parse("mutants\n").unwrap_err();
         assert!(e.contains("line 1"), "{e}");
         let e = parse(&format!("{HEADER}a\t3\t3\t0\n")).unwrap_err();
-        assert!(e.contains("line 2 has 4 fields"), "{e}");
-        let e = parse(&format!("{HEADER}a\t3\tmany\t0\t0\t0\tc\n")).unwrap_err();
+        assert!(e.contains("line 2 has 4 fields, not 8"), "{e}");
+        let e = parse(&format!("{HEADER}a\t3\tmany\t0\t0\t0\tc\t-\n")).unwrap_err();
         assert!(e.contains("line 2: caught is \"many\""), "{e}");
-        let e = parse(&format!("{HEADER}a\t4\t3\t0\t0\t0\tc\n")).unwrap_err();
+        let e = parse(&format!("{HEADER}a\t4\t3\t0\t0\t0\tc\t-\n")).unwrap_err();
         assert!(e.contains("not the 4 mutants"), "{e}");
+        let e = parse(&format!("{HEADER}a\t3\t3\t0\t0\t0\tc\tsome\n")).unwrap_err();
+        assert!(
+            e.contains("line 2: missed_without_golden is \"some\""),
+            "{e}"
+        );
+        let e = parse(&format!("{HEADER}a\t3\t2\t1\t0\t0\tc\t0\n")).unwrap_err();
+        assert!(e.contains("outside 1..=3"), "{e}");
+        let e = parse(&format!("{HEADER}a\t3\t3\t0\t0\t0\tc\t4\n")).unwrap_err();
+        assert!(e.contains("outside 0..=3"), "{e}");
     }
 }
