@@ -512,6 +512,15 @@ fn attention_with_extreme_and_tiny_scores_is_within_the_bound() {
 #[test]
 fn attention_backward_in_f32_is_within_the_bound() {
     for (name, c) in [
+        (
+            // rows of up to 4096 keys, as in the forward check above (128 queries: the
+            // backward pass and its bound cost about 8 times the forward's per query)
+            "last 128 of n = 4096",
+            Case {
+                mask: Some(Mask::causal_suffix(128, 4096)),
+                ..case(128, 4096, 16, 1.5, false, 18)
+            },
+        ),
         ("n = m = 1024", case(1024, 1024, 16, 1.5, true, 13)),
         ("d_k = 1, scores ±1e4", case(48, 64, 1, 100.0, true, 14)),
         ("subnormal q, k", case(16, 16, 8, 1e-20, true, 15)),
@@ -689,48 +698,147 @@ fn multi_head_attention_in_f32_is_within_the_bound() {
     }
 }
 
+/// Bounds on the f32 gradients of multi-head attention, in the order the backward pass computes
+/// them: W^O's product, each head's Eq. 1 backward (with the errors of the projections, the
+/// weights and the incoming gradient), then the three input projections'.
+struct MultiHeadBackwardBound {
+    d_query: DMatrix<f64>,
+    d_key: DMatrix<f64>,
+    d_value: DMatrix<f64>,
+    w_q: DMatrix<f64>,
+    w_k: DMatrix<f64>,
+    w_v: DMatrix<f64>,
+    w_o: DMatrix<f64>,
+}
+
+fn multi_head_backward_bound(
+    mha: &MultiHeadAttention<f64>,
+    x: &DMatrix<f64>,
+    mask: &Mask,
+    weights: &[DMatrix<f64>],
+    d_out: &DMatrix<f64>,
+) -> MultiHeadBackwardBound {
+    let (n, d_model, d_k) = (x.nrows(), x.ncols(), mha.d_k);
+    let (zx, zd) = (zeros(x), zeros(d_out));
+    let t = |m: &DMatrix<f64>| m.transpose();
+    let proj = |w: &DMatrix<f64>| (x * w, product_bound(x, &zx, w, &zeros(w), d_model));
+    let ((q, bq), (k, bk), (v, bv)) = (proj(&mha.w_q), proj(&mha.w_k), proj(&mha.w_v));
+    let cols = |m: &DMatrix<f64>, i: usize| m.columns(i * d_k, d_k).into_owned();
+
+    // forward: each head's weights and output, and the concatenation
+    let mut concat = DMatrix::zeros(n, mha.h * d_k);
+    let mut b_concat = concat.clone();
+    let mut b_weights = Vec::new();
+    for (i, w) in weights.iter().enumerate() {
+        let (qi, ki, vi) = (cols(&q, i), cols(&k, i), cols(&v, i));
+        let (bqi, bki, bvi) = (cols(&bq, i), cols(&bk, i), cols(&bv, i));
+        let b = attention_bound(&qi, &bqi, &ki, &bki, &vi, &bvi, Some(mask), w);
+        concat.columns_mut(i * d_k, d_k).copy_from(&(w * vi));
+        b_concat.columns_mut(i * d_k, d_k).copy_from(&b.output);
+        b_weights.push(b.weights);
+    }
+
+    // W^O: dW^O = concat^T dO, d_concat = dO W^O^T
+    let w_o = product_bound(&t(&concat), &t(&b_concat), d_out, &zd, n);
+    let d_concat = d_out * t(&mha.w_o);
+    let b_dc = product_bound(d_out, &zd, &t(&mha.w_o), &zeros(&t(&mha.w_o)), d_model);
+
+    // each head: dV = A^T dO_i, dA = dO_i V^T, dS = softmax'(dA) / sqrt(d_k), dQ = dS K,
+    // dK = dS^T Q
+    let scale = 1.0 / (d_k as f64).sqrt();
+    let (mut b_dq, mut b_dk, mut b_dv) = (zeros(&q), zeros(&k), zeros(&v));
+    let (mut d_q, mut d_k_all, mut d_v) = (zeros(&q), zeros(&k), zeros(&v));
+    for (i, (a, bw)) in weights.iter().zip(&b_weights).enumerate() {
+        let (qi, ki, vi) = (cols(&q, i), cols(&k, i), cols(&v, i));
+        let (bqi, bki, bvi) = (cols(&bq, i), cols(&bk, i), cols(&bv, i));
+        let (doi, b_doi) = (cols(&d_concat, i), cols(&b_dc, i));
+        let dv = t(a) * &doi;
+        let bdv = product_bound(&t(a), &t(bw), &doi, &b_doi, n);
+        let da = &doi * t(&vi);
+        let bda = product_bound(&doi, &b_doi, &t(&vi), &t(&bvi), d_k);
+        let ds = softmax_rows_backward(a, &da) * scale;
+        let bds = softmax_backward_bound(a, bw, &da, &bda, scale) + abs(&ds) * (2.0 * U);
+        let bdq = product_bound(&ds, &bds, &ki, &bki, ki.nrows());
+        let bdk = product_bound(&t(&ds), &t(&bds), &qi, &bqi, n);
+        d_q.columns_mut(i * d_k, d_k).copy_from(&(&ds * &ki));
+        d_k_all.columns_mut(i * d_k, d_k).copy_from(&(t(&ds) * &qi));
+        d_v.columns_mut(i * d_k, d_k).copy_from(&dv);
+        b_dq.columns_mut(i * d_k, d_k).copy_from(&bdq);
+        b_dk.columns_mut(i * d_k, d_k).copy_from(&bdk);
+        b_dv.columns_mut(i * d_k, d_k).copy_from(&bdv);
+    }
+
+    // the projections: dX = dP W^T, dW = X^T dP
+    let hd = mha.h * d_k;
+    let back = |w: &DMatrix<f64>, dp: &DMatrix<f64>, bdp: &DMatrix<f64>| {
+        (
+            product_bound(dp, bdp, &t(w), &zeros(&t(w)), hd),
+            product_bound(&t(x), &t(&zx), dp, bdp, n),
+        )
+    };
+    let (d_query, w_q) = back(&mha.w_q, &d_q, &b_dq);
+    let (d_key, w_k) = back(&mha.w_k, &d_k_all, &b_dk);
+    let (d_value, w_v) = back(&mha.w_v, &d_v, &b_dv);
+    MultiHeadBackwardBound {
+        d_query,
+        d_key,
+        d_value,
+        w_q,
+        w_k,
+        w_v,
+        w_o,
+    }
+}
+
 #[test]
-fn multi_head_backward_has_no_nan_and_zero_gradient_through_a_fully_masked_query() {
-    for (scale, x_scale, seed) in [(1.0, 1.0, 24), (30.0, 3.0, 25), (1.0, 1e-39, 26)] {
-        let (m32, _) = multi_head(16, 4, 4, scale, seed);
-        let n = 24;
-        let x = random(n, 16, x_scale, &mut rng(seed + 100));
+fn multi_head_backward_in_f32_is_within_the_bound_and_exactly_zero_through_a_masked_query() {
+    for (name, n, scale, x_scale, seed) in [
+        ("n = 24", 24, 1.0, 1.0, 24),
+        ("large scores", 24, 30.0, 3.0, 25),
+        ("subnormal x", 24, 1.0, 1e-39, 26),
+        ("n = 256", 256, 1.0, 1.0, 27),
+    ] {
+        let (m32, m64) = multi_head(16, 4, 4, scale, seed);
+        let x32 = random(n, 16, x_scale, &mut rng(seed + 100));
+        let x = to64(&x32);
         let mut pad = vec![false; n];
-        pad[0] = true;
+        pad[0] = true; // query 0 may see key 0 only, which is padding
         let mask = Mask::causal(n).and(&Mask::padding(n, &pad));
-        let (out, cache) = m32.forward_train(&x, &x, &x, &[mask]);
-        assert_finite("multi-head forward_train", &out.output);
-        let d_out = random(n, 16, 1.0, &mut rng(seed + 200));
-        let g = m32.backward(&cache, &d_out);
-        for (what, m) in [
-            ("d_query", &g.d_query),
-            ("d_key", &g.d_key),
-            ("d_value", &g.d_value),
-            ("w_q", &g.params.w_q),
-            ("w_k", &g.params.w_k),
-            ("w_v", &g.params.w_v),
-            ("w_o", &g.params.w_o),
+        let d_out32 = random(n, 16, 1.0, &mut rng(seed + 200));
+        let d_out = to64(&d_out32);
+
+        let (out, cache) = m32.forward_train(&x32, &x32, &x32, std::slice::from_ref(&mask));
+        assert_finite(&format!("{name}: forward_train"), &out.output);
+        let got = m32.backward(&cache, &d_out32);
+        let (out64, cache64) = m64.forward_train(&x, &x, &x, std::slice::from_ref(&mask));
+        let want = m64.backward(&cache64, &d_out);
+        let bound = multi_head_backward_bound(&m64, &x, &mask, &out64.weights, &d_out);
+        for (what, g, w, b) in [
+            ("d_query", &got.d_query, &want.d_query, &bound.d_query),
+            ("d_key", &got.d_key, &want.d_key, &bound.d_key),
+            ("d_value", &got.d_value, &want.d_value, &bound.d_value),
+            ("w_q", &got.params.w_q, &want.params.w_q, &bound.w_q),
+            ("w_k", &got.params.w_k, &want.params.w_k, &bound.w_k),
+            ("w_v", &got.params.w_v, &want.params.w_v, &bound.w_v),
+            ("w_o", &got.params.w_o, &want.params.w_o, &bound.w_o),
         ] {
-            assert_finite(&format!("multi-head backward {what}, scale {scale}"), m);
+            assert_finite(&format!("{name}: {what}"), g);
+            assert_within(&format!("{name}: {what}"), g, w, b);
         }
         // Query 0 attends to nothing, so its gradient through the queries is exactly zero,
         // and key and value 0 (padding everywhere) get none through the keys and values.
         // With x as query, key and value separately, each slot is separate here.
-        assert!(
-            g.d_query.row(0).iter().all(|&z| z == 0.0),
-            "{}",
-            g.d_query.row(0)
-        );
-        assert!(
-            g.d_key.row(0).iter().all(|&z| z == 0.0),
-            "{}",
-            g.d_key.row(0)
-        );
-        assert!(
-            g.d_value.row(0).iter().all(|&z| z == 0.0),
-            "{}",
-            g.d_value.row(0)
-        );
+        for (what, m) in [
+            ("d_query", &got.d_query),
+            ("d_key", &got.d_key),
+            ("d_value", &got.d_value),
+        ] {
+            assert!(
+                m.row(0).iter().all(|&z| z == 0.0),
+                "{name}: {what} row 0: {}",
+                m.row(0)
+            );
+        }
     }
 }
 
