@@ -9,12 +9,14 @@
 #   cargo install cargo-mutants --locked     # once, about 4 minutes
 #   bash book/runs/mutants.sh                # every group (many hours)
 #   bash book/runs/mutants.sh bleu decode    # some groups
+#   RECHECK_ONLY=1 bash book/runs/mutants.sh attention   # redo only the rechecks of a first
+#                                            # pass already under target/mutants/attention
 #
 # Writes target/mutants/GROUP/mutants.out (under CARGO_TARGET_DIR if set) (cargo-mutants' own
 # output) and one line per group to book/runs/mutants.tsv: group, mutants, caught, missed (after
 # the recheck), unviable, timeout, the commit, and, for the groups of the paper's math, how many
-# the first pass missed: that pass runs only the property and example tests, never the golden
-# fixtures, so it measures what the invariants catch on their own ("-" for the other groups).
+# no test but the golden fixtures would catch: what the invariants miss on their own ("-" for
+# the other groups; the doc tests are left out of that count too).
 # The mutants missed by the whole suite are listed in book/runs/mutants-missed.txt.
 set -euo pipefail
 # A failing case found against a mutant must not be saved and replayed against the next ones.
@@ -22,8 +24,8 @@ export PROPTEST_DISABLE_FAILURE_PERSISTENCE=1
 cd "$(dirname "$0")/../.."
 
 # group | files (globs, space-separated) | test targets beside the unit tests | math?
-# For the math groups the first pass leaves out tests/golden.rs (the PyTorch fixtures); the
-# recheck of its misses runs the whole suite, golden fixtures included.
+# For the math groups the first pass leaves out tests/golden.rs (the PyTorch fixtures); its
+# misses are run against every other test first, then against the whole suite.
 groups=(
     "bleu|src/bleu.rs|bleu cli|no"
     "decode|src/decode.rs|decode worked_example training|no"
@@ -47,6 +49,29 @@ missed_list=book/runs/mutants-missed.txt
 [ -f "$summary" ] || printf 'group\tmutants\tcaught\tmissed\tunviable\ttimeout\tcommit\tmissed_without_golden\n' > "$summary"
 touch "$missed_list"
 
+# Runs the mutants named in file $2 again, with cargo-mutants' output under $1 and any further
+# arguments passed on to it; prints the name of the file of those still missed.
+recheck() {
+    local dir=$1 list=$2
+    shift 2
+    if [ ! -s "$list" ]; then
+        echo "$list"
+        return
+    fi
+    local re
+    re=$(sed -e 's/[][(){}.*+?^$|\\]/\\&/g' "$list" | paste -sd'|')
+    cargo mutants --in-place --baseline skip --profile release --timeout 300 -o "$dir" -F "$re" \
+        "${file_args[@]}" "$@" >&2 || true
+    echo "$dir/mutants.out/missed.txt"
+}
+
+# Every test target but the golden fixtures (tests/golden.rs), and the unit tests.
+without_golden=(-C --lib)
+for t in tests/*.rs; do
+    t=$(basename "$t" .rs)
+    [ "$t" = golden ] || without_golden+=(-C "--test=$t")
+done
+
 for g in "${groups[@]}"; do
     IFS='|' read -r name files tests math <<< "$g"
     if [ ${#want[@]} -gt 0 ] && [[ ! " ${want[*]} " == *" $name "* ]]; then
@@ -54,30 +79,38 @@ for g in "${groups[@]}"; do
     fi
     out=${CARGO_TARGET_DIR:-target}/mutants/$name
     mkdir -p "$out"
-    args=(--in-place --baseline skip --profile release --timeout 300 -o "$out")
-    for f in $files; do args+=(-f "$f"); done
-    args+=(-C --lib)
-    for t in $tests; do args+=(-C "--test=$t"); done
-    echo "== $name: $files (tests: $tests)" >&2
-    cargo mutants "${args[@]}" || true # exit status 2 means "some missed"; read the outcomes
-
-    # Every mutant the group's tests missed, run again against the whole suite.
-    missed=$(cat "$out/mutants.out/missed.txt")
-    still_missed=0
-    if [ -n "$missed" ]; then
-        re=$(sed -e 's/[][(){}.*+?^$|\\]/\\&/g' "$out/mutants.out/missed.txt" | paste -sd'|')
-        cargo mutants --in-place --baseline skip --profile release --timeout 300 \
-            -o "$out/recheck" -F "$re" $(for f in $files; do printf -- '-f %s ' "$f"; done) || true
-        still_missed=$(wc -l < "$out/recheck/mutants.out/missed.txt")
-        sed "s/^/$name: /" "$out/recheck/mutants.out/missed.txt" >> "$missed_list"
+    file_args=()
+    for f in $files; do file_args+=(-f "$f"); done
+    if [ -n "${RECHECK_ONLY:-}" ] && [ -f "$out/mutants.out/outcomes.json" ]; then
+        # RECHECK_ONLY=1: keep the first pass already in $out, redo the rechecks
+        echo "== $name: the first pass in $out, rechecked" >&2
+        rm -rf "$out/recheck" "$out/recheck-without-golden"
+    else
+        args=(--in-place --baseline skip --profile release --timeout 300 -o "$out")
+        args+=("${file_args[@]}" -C --lib)
+        for t in $tests; do args+=(-C "--test=$t"); done
+        echo "== $name: $files (tests: $tests)" >&2
+        cargo mutants "${args[@]}" || true # exit status 2 means "some missed"; read the outcomes
     fi
-    python3 - "$out/mutants.out/outcomes.json" "$name" "$still_missed" "$commit" "$math" >> "$summary" <<'EOF'
+
+    # What the group's tests missed is run again: for the math groups first against every test
+    # but the golden fixtures (what the invariants catch on their own), then, whatever is still
+    # missed, against the whole suite. Only a mutant the whole suite misses counts as missed.
+    missed=$out/mutants.out/missed.txt
+    without=-
+    if [ "$math" = yes ]; then
+        missed=$(recheck "$out/recheck-without-golden" "$missed" "${without_golden[@]}")
+        without=$(wc -l < "$missed")
+    fi
+    missed=$(recheck "$out/recheck" "$missed")
+    still_missed=$(wc -l < "$missed")
+    sed "s/^/$name: /" "$missed" >> "$missed_list"
+    python3 - "$out/mutants.out/outcomes.json" "$name" "$still_missed" "$commit" "$without" >> "$summary" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
-name, still_missed, commit, math = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+name, still_missed, commit, without = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 caught = d["caught"] + d["missed"] - still_missed
-first_pass = str(d["missed"]) if math == "yes" else "-"
-print(f"{name}\t{d['total_mutants']}\t{caught}\t{still_missed}\t{d['unviable']}\t{d['timeout']}\t{commit}\t{first_pass}")
+print(f"{name}\t{d['total_mutants']}\t{caught}\t{still_missed}\t{d['unviable']}\t{d['timeout']}\t{commit}\t{without}")
 EOF
     tail -1 "$summary" >&2
 done
