@@ -38,7 +38,8 @@ groups=(
     "fast|src/fast/*.rs src/blockwise.rs|properties_fast properties_blockwise numerics|no"
     "fixture|src/fixture/*.rs src/fixture/ops/*.rs|golden cli|no"
     "checkpoint|src/checkpoint.rs|checkpoint training cli|no"
-    "book|src/book/*.rs src/book/figures/*.rs|book figures fuzz_book book_text appendix worked_example claims|no"
+    "book|src/book/*.rs|book figures fuzz_book book_text appendix worked_example claims serve|no"
+    "figures|src/book/figures/*.rs|figures book appendix|no"
     "cli|src/cli*.rs src/config.rs src/why_self_attention.rs|cli bad_input why_self_attention golden|no"
 )
 
