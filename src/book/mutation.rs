@@ -1,8 +1,10 @@
 //! The mutation score in the verification chapter: `{{#mutation-score}}` becomes a table drawn
 //! from the committed run log `book/runs/mutants.tsv`, which `book/runs/mutants.sh` writes, and
-//! the list of mutants no test caught, `book/runs/mutants-missed.txt`. The chapter cannot claim
-//! a score the log does not hold.
+//! the list of mutants no test caught, `book/runs/mutants-missed.txt`, each with the reason it
+//! cannot change behaviour where `book/runs/mutants-equivalent.txt` gives one. The chapter
+//! cannot claim a score the log does not hold.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -20,6 +22,10 @@ pub const LOG: &str = "book/runs/mutants.tsv";
 
 /// The mutants that survived the whole suite, relative to the repository root.
 pub const MISSED: &str = "book/runs/mutants-missed.txt";
+
+/// Why a surviving mutant is equivalent to the code (a line per mutant: the line of
+/// [`MISSED`], a tab, the reason), relative to the repository root.
+pub const EQUIVALENT: &str = "book/runs/mutants-equivalent.txt";
 
 /// One line of the log: a group of modules and what became of its mutants.
 #[derive(Clone, Debug, PartialEq)]
@@ -105,6 +111,33 @@ pub fn parse(text: &str) -> Result<Vec<Group>, String> {
     Ok(groups)
 }
 
+/// Reads [`EQUIVALENT`]: survivor -> reason. Lines starting with `#` and blank lines are skipped.
+pub fn parse_equivalent(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut reasons = BTreeMap::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match line.split_once('\t') {
+            Some((mutant, reason)) if !mutant.trim().is_empty() && !reason.trim().is_empty() => {
+                if reasons
+                    .insert(mutant.trim().to_string(), reason.trim().to_string())
+                    .is_some()
+                {
+                    return Err(format!("{EQUIVALENT}: line {}: {mutant:?} again", i + 1));
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "{EQUIVALENT}: line {} is not a mutant, a tab and a reason: {line:?}",
+                    i + 1
+                ))
+            }
+        }
+    }
+    Ok(reasons)
+}
+
 /// `caught` of `viable` as a percentage with one decimal.
 fn percent(caught: u32, viable: u32) -> String {
     if viable == 0 {
@@ -114,8 +147,16 @@ fn percent(caught: u32, viable: u32) -> String {
     }
 }
 
-/// The table (one row per group and a total) and the list of survivors, as markdown.
-pub fn markdown(groups: &[Group], missed: &str) -> String {
+/// The table (one row per group and a total) and the list of survivors with the reasons they
+/// are equivalent, as markdown.
+///
+/// # Errors
+/// A reason for a mutant that is not among the survivors (the two files have drifted apart).
+pub fn markdown(
+    groups: &[Group],
+    missed: &str,
+    equivalent: &BTreeMap<String, String>,
+) -> Result<String, String> {
     let mut md = String::from(
         "| group | mutants | caught | missed | timed out | unviable | caught of viable | commit |\n\
          |---|--:|--:|--:|--:|--:|--:|---|\n",
@@ -172,25 +213,51 @@ pub fn markdown(groups: &[Group], missed: &str) -> String {
             .collect();
         let _ = writeln!(
             md,
-            "\nThe property and example tests alone, with the golden fixtures left out, caught \
-             **{} of the {} viable mutants** of the math groups ({}; {}); the first pass of \
-             each of these groups runs without `tests/golden.rs`.",
+            "\nEvery test but the golden fixtures (the property, example and other tests; doc \
+             tests not counted) caught **{} of the {} viable mutants** of the math groups \
+             ({}; {}): what the invariants catch without any number from PyTorch.",
             math_viable - math_missed,
             math_viable,
             names.join(", "),
             percent(math_viable - math_missed, math_viable)
         );
     }
-    let survivors: Vec<&str> = missed.lines().filter(|l| !l.trim().is_empty()).collect();
+    let survivors: Vec<&str> = missed
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if let Some(stale) = equivalent.keys().find(|k| !survivors.contains(&k.as_str())) {
+        return Err(format!(
+            "{EQUIVALENT} explains {stale:?}, which is not in {MISSED}"
+        ));
+    }
     if survivors.is_empty() {
         md.push_str("\nNo mutant in these groups survived the whole suite.\n");
     } else {
-        md.push_str("\nThe mutants that survived the whole suite:\n\n");
+        let explained = survivors
+            .iter()
+            .filter(|s| equivalent.contains_key(**s))
+            .count();
+        let _ = writeln!(
+            md,
+            "\nThe mutants that survived the whole suite ({} of them; {explained} shown to be \
+             equivalent to the code, so that no test could catch them):\n",
+            survivors.len()
+        );
         for s in survivors {
-            let _ = writeln!(md, "- `{}`", s.replace('`', "'"));
+            let code = s.replace('`', "'"); // a code span shows < and & as they are
+            match equivalent.get(s) {
+                Some(why) => {
+                    let _ = writeln!(md, "- `{code}`: equivalent: {}", html_escape(why));
+                }
+                None => {
+                    let _ = writeln!(md, "- `{code}`: **not explained yet**");
+                }
+            }
         }
     }
-    md
+    Ok(md)
 }
 
 /// Expands [`DIRECTIVE`] from the files under `root`.
@@ -208,7 +275,12 @@ fn render(root: &Path) -> Result<String, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(format!("cannot read {MISSED}: {e}")),
     };
-    Ok(markdown(&groups, &missed))
+    let equivalent = match std::fs::read_to_string(root.join(EQUIVALENT)) {
+        Ok(text) => parse_equivalent(&text)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+        Err(e) => return Err(format!("cannot read {EQUIVALENT}: {e}")),
+    };
+    markdown(&groups, &missed, &equivalent)
 }
 
 impl Preprocessor for MutationScore {
@@ -239,7 +311,8 @@ mod tests {
         );
         let groups = parse(&log).unwrap();
         assert_eq!(groups[0].viable(), 8);
-        let md = markdown(&groups, "src/a.rs:1:1: replace f -> u32 with 0\n");
+        let none = BTreeMap::new();
+        let md = markdown(&groups, "src/a.rs:1:1: replace f -> u32 with 0\n", &none).unwrap();
         assert!(
             md.contains("| a | 10 | 6 | 1 | 1 | 2 | 75.0 % | `abc1234` |"),
             "{md}"
@@ -256,18 +329,61 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("- `src/a.rs:1:1: replace f -> u32 with 0`"),
+            md.contains("- `src/a.rs:1:1: replace f -> u32 with 0`: **not explained yet**"),
             "{md}"
         );
+        assert!(md.contains("(1 of them; 0 shown to be equivalent"), "{md}");
+    }
+
+    #[test]
+    fn a_survivor_is_listed_with_the_reason_it_is_equivalent() {
+        let groups = parse(&format!("{HEADER}a\t3\t1\t2\t0\t0\tabc\t-\n")).unwrap();
+        let missed = "a: src/a.rs:1:1: replace < with <= in f\na: src/a.rs:2:1: delete ! in g\n";
+        let reasons = parse_equivalent(
+            "# mutant, tab, reason\n\na: src/a.rs:1:1: replace < with <= in f\tx is never 0 here\n",
+        )
+        .unwrap();
+        let md = markdown(&groups, missed, &reasons).unwrap();
+        assert!(
+            md.contains(
+                "- `a: src/a.rs:1:1: replace < with <= in f`: equivalent: x is never 0 here"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("- `a: src/a.rs:2:1: delete ! in g`: **not explained yet**"),
+            "{md}"
+        );
+        assert!(md.contains("(2 of them; 1 shown to be equivalent"), "{md}");
+        // a reason for a mutant that did not survive means the files have drifted apart
+        let stale = parse_equivalent("a: src/a.rs:9:9: delete - in h\tno\n").unwrap();
+        let e = markdown(&groups, missed, &stale).unwrap_err();
+        assert!(
+            e.contains("\"a: src/a.rs:9:9: delete - in h\", which is not in"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_bad_reasons_file_is_an_error_naming_the_line() {
+        let e = parse_equivalent("# ok\nno tab here\n").unwrap_err();
+        assert!(
+            e.contains("line 2 is not a mutant, a tab and a reason"),
+            "{e}"
+        );
+        let e = parse_equivalent("m\t \n").unwrap_err();
+        assert!(e.contains("line 1"), "{e}");
+        let e = parse_equivalent("m\tone\nm\ttwo\n").unwrap_err();
+        assert!(e.contains("line 2: \"m\" again"), "{e}");
     }
 
     #[test]
     fn no_survivors_is_said_in_words() {
         let groups = parse(&format!("{HEADER}a\t3\t3\t0\t0\t0\tabc\t-\n")).unwrap();
-        let md = markdown(&groups, "\n");
+        let md = markdown(&groups, "\n", &BTreeMap::new()).unwrap();
         assert!(md.contains("No mutant in these groups survived"), "{md}");
         assert!(
-            !md.contains("alone"),
+            !md.contains("golden"),
             "no math group, no invariants line: {md}"
         );
     }
