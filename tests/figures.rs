@@ -4,6 +4,12 @@
 //! circle or at the label it points to, and the cells of a heatmap never cover each other
 //! (beyond the 0.3 px by which a colour bar's strips overlap so that no seam shows).
 //!
+//! The heatmaps are also read back as a reader reads them, by the figure's own legend and tick
+//! labels alone: the positional-encoding heatmap gives PE(pos, j) in every cell, within the
+//! legend's resolution; each row of the untrained attention heatmap (by its printed numbers)
+//! and of the trained model's maps (by their colours on the weight legend) sums to one; and the
+//! masked decoder self-attention shows no weight on a later position.
+//!
 //! Text is measured without a font: a character is taken as half the font size wide (a narrow
 //! one, like `i` or a space, as 0.3), and a line as 0.7 of the font size above the baseline and
 //! 0.15 below. Real Helvetica and Arial run wider than that, so a label this test passes may
@@ -11,6 +17,8 @@
 //! but one it refuses does overlap.
 
 use aiayn::book::figures;
+use aiayn::positional::sinusoidal;
+use nalgebra::DMatrix;
 
 /// A convex polygon, corners in order.
 type Poly = Vec<(f64, f64)>;
@@ -72,8 +80,11 @@ struct Drawing {
     rects: Vec<Rect>,
     /// Whether each rectangle has a stroke (a box of a diagram rather than a cell).
     boxed: Vec<bool>,
-    /// Heatmap cells written as path squares.
+    /// Each rectangle's fill.
+    rect_fills: Vec<String>,
+    /// Heatmap cells written as path squares, and their fills.
     cells: Vec<Rect>,
+    cell_fills: Vec<String>,
     circles: Vec<(f64, f64, f64)>,
     /// Every point of every line, polyline and polygon.
     points: Vec<(f64, f64)>,
@@ -238,6 +249,8 @@ fn read(svg: &str) -> Drawing {
                     d.rects.push(r);
                     d.boxed
                         .push(attr(tag, "stroke").is_some_and(|s| s != "none"));
+                    d.rect_fills
+                        .push(attr(tag, "fill").unwrap_or("").to_string());
                 }
             }
             "path" => {
@@ -247,6 +260,9 @@ fn read(svg: &str) -> Drawing {
                         for c in &cells {
                             d.points.extend(c.corners());
                         }
+                        let fill = attr(tag, "fill").unwrap_or("");
+                        d.cell_fills
+                            .extend(std::iter::repeat_n(fill.to_string(), cells.len()));
                         d.cells.extend(cells);
                     }
                     None => panic!("a path that is not cells: {}", &tag[..tag.len().min(120)]),
@@ -464,4 +480,301 @@ fn heatmap_cells_never_cover_each_other() {
         }
     }
     assert!(checked > 1000, "only {checked} pairs of cells compared");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading a heatmap back, as a reader does: a cell's colour looked up on the figure's own
+// legend, its row and column from the figure's own tick labels.
+
+/// `#rrggbb` as three channels.
+fn rgb(hex: &str) -> [f64; 3] {
+    let h = hex
+        .strip_prefix('#')
+        .unwrap_or_else(|| panic!("colour {hex:?}"));
+    let h = if h.len() == 3 {
+        h.chars().flat_map(|c| [c, c]).collect()
+    } else {
+        h.to_string()
+    };
+    let c = |k: usize| f64::from(u8::from_str_radix(&h[2 * k..2 * k + 2], 16).unwrap());
+    [c(0), c(1), c(2)]
+}
+
+/// A legend: colours in order along the scale, each with the value it stands for.
+struct Legend(Vec<(f64, [f64; 3])>);
+
+impl Legend {
+    /// The value of `colour`: its nearest point on the path through the legend's colours,
+    /// with the value interpolated along that segment, and how far the colour is from it.
+    fn read(&self, colour: &str) -> (f64, f64) {
+        let c = rgb(colour);
+        let mut best = (f64::INFINITY, f64::NAN);
+        for pair in self.0.windows(2) {
+            let ((v0, a), (v1, b)) = (pair[0], pair[1]);
+            let ab: Vec<f64> = (0..3).map(|k| b[k] - a[k]).collect();
+            let len2: f64 = ab.iter().map(|x| x * x).sum();
+            let t = if len2 == 0.0 {
+                0.0
+            } else {
+                ((0..3).map(|k| (c[k] - a[k]) * ab[k]).sum::<f64>() / len2).clamp(0.0, 1.0)
+            };
+            let dist = (0..3)
+                .map(|k| (a[k] + t * ab[k] - c[k]).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            if dist < best.0 {
+                best = (dist, v0 + t * (v1 - v0));
+            }
+        }
+        (best.1, best.0)
+    }
+}
+
+/// The labels that are numbers, with their values.
+fn numbers(d: &Drawing) -> Vec<(&Label, f64)> {
+    d.labels
+        .iter()
+        .filter_map(|l| l.text.replace('−', "-").parse().ok().map(|v| (l, v)))
+        .collect()
+}
+
+/// The vertical middle of an unrotated label.
+fn middle(l: &Label) -> f64 {
+    (l.poly[0].1 + l.poly[2].1) / 2.0
+}
+
+fn figure(name: &str) -> Drawing {
+    let f = figures::ALL.iter().find(|f| f.name == name).unwrap();
+    read(&(f.draw)().unwrap())
+}
+
+#[test]
+fn the_positional_heatmap_reads_back_as_the_encodings_on_its_own_legend_and_ticks() {
+    let d = figure("pe-heatmap");
+    // the colour bar: the column of strips right of the grid
+    let right = d
+        .cells
+        .iter()
+        .map(|c| c.x)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let (bar, grid): (Vec<usize>, Vec<usize>) =
+        (0..d.cells.len()).partition(|&k| d.cells[k].x == right);
+    assert!(bar.len() >= 32, "{} strips in the colour bar", bar.len());
+    let bar_x = d.cells[bar[0]].x + d.cells[bar[0]].w;
+    // its tick labels, right of it: value at height
+    let ticks: Vec<(f64, f64)> = numbers(&d)
+        .into_iter()
+        .filter(|(l, _)| l.at.0 > bar_x)
+        .map(|(l, v)| (middle(l), v))
+        .collect();
+    let (top, bottom) = (
+        ticks
+            .iter()
+            .copied()
+            .fold((f64::INFINITY, 0.0), |a, t| if t.0 < a.0 { t } else { a }),
+        ticks.iter().copied().fold(
+            (f64::NEG_INFINITY, 0.0),
+            |a, t| if t.0 > a.0 { t } else { a },
+        ),
+    );
+    assert_eq!((top.1, bottom.1), (1.0, -1.0), "the bar's end labels");
+    let value_at = |y: f64| top.1 + (y - top.0) / (bottom.0 - top.0) * (bottom.1 - top.1);
+    let mut strips: Vec<(f64, [f64; 3])> = bar
+        .iter()
+        .map(|&k| {
+            let c = d.cells[k];
+            (value_at(c.y + c.h / 2.0), rgb(&d.cell_fills[k]))
+        })
+        .collect();
+    strips.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let legend = Legend(strips);
+
+    // rows and columns: the grid's distinct positions, named by the tick labels under and left
+    // of the grid (the label of column j sits at its middle)
+    let mut xs: Vec<f64> = grid.iter().map(|&k| d.cells[k].x).collect();
+    let mut ys: Vec<f64> = grid.iter().map(|&k| d.cells[k].y).collect();
+    for v in [&mut xs, &mut ys] {
+        v.sort_by(f64::total_cmp);
+        v.dedup();
+    }
+    let (cols, rows) = (xs.len(), ys.len());
+    let cell = d.cells[grid[0]].w;
+    let (grid_left, grid_bottom) = (xs[0], ys[rows - 1] + cell);
+    let (mut col_ticks, mut row_ticks) = (0, 0);
+    for (l, v) in numbers(&d) {
+        if l.at.0 > xs[cols - 1] + cell {
+            continue; // the colour bar's own labels
+        } else if l.at.1 > grid_bottom {
+            let j = ((l.at.0 - grid_left) / cell - 0.5).round();
+            assert_eq!(j, v, "column tick {v} stands under column {j}");
+            col_ticks += 1;
+        } else if l.at.0 < grid_left {
+            let i = ((middle(l) - ys[0]) / cell - 0.5).round();
+            assert_eq!(i, v, "row tick {v} stands beside row {i}");
+            row_ticks += 1;
+        }
+    }
+    assert!(
+        col_ticks >= 4 && row_ticks >= 4,
+        "{col_ticks} column and {row_ticks} row ticks"
+    );
+
+    let pe: DMatrix<f64> = sinusoidal(rows, cols);
+    let mut worst = 0.0f64;
+    for &k in &grid {
+        let c = d.cells[k];
+        let j = xs.iter().position(|&x| x == c.x).unwrap();
+        let pos = ys.iter().position(|&y| y == c.y).unwrap();
+        let (v, off) = legend.read(&d.cell_fills[k]);
+        // a cell of value ±1 lies half a strip beyond the bar's end strips (about 5 steps of a
+        // channel)
+        assert!(
+            off < 8.0,
+            "cell ({pos}, {j}): colour {} is not on the legend",
+            d.cell_fills[k]
+        );
+        worst = worst.max((v - pe[(pos, j)]).abs());
+    }
+    // the cells are coloured at steps of 1/32 and the bar has strips 2/64 tall: a reading is
+    // within 1/64 + 1/64 of the value
+    assert!(
+        worst <= 0.04,
+        "a cell reads {worst:.3} away from PE(pos, j)"
+    );
+}
+
+#[test]
+fn each_row_of_the_untrained_attention_heatmap_reads_as_a_distribution() {
+    let d = figure("attention-heatmap");
+    let nums = numbers(&d);
+    let mut rows_checked = 0;
+    let mut shades: Vec<(f64, f64)> = Vec::new(); // (printed weight, lightness of its cell)
+                                                  // every cell holds its weight printed: group by the cell's row (its top edge and panel)
+    let mut rows: std::collections::BTreeMap<(i64, i64), Vec<f64>> = Default::default();
+    for (k, r) in d.rects.iter().enumerate() {
+        let printed = nums
+            .iter()
+            .find(|(l, _)| r.contains(l.at, 0.0) && r.w < 100.0);
+        if let Some((_, v)) = printed {
+            let panel = (r.x / 300.0).floor() as i64; // the two panels of a band are far apart
+            rows.entry((r.y.round() as i64, panel))
+                .or_default()
+                .push(*v);
+            let c = rgb(&d.rect_fills[k]);
+            shades.push((*v, c.iter().sum::<f64>()));
+        }
+    }
+    for ((y, _), weights) in &rows {
+        assert_eq!(
+            weights.len(),
+            6,
+            "the row at y = {y} has {} cells",
+            weights.len()
+        );
+        let sum: f64 = weights.iter().sum();
+        // each weight is printed to two decimals
+        assert!(
+            (sum - 1.0).abs() <= 0.005 * 6.0,
+            "the row at y = {y} sums to {sum}"
+        );
+        rows_checked += 1;
+    }
+    assert_eq!(rows_checked, 4 * 6, "four heads of six rows");
+    // a larger weight is never drawn lighter
+    shades.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for pair in shades.windows(2) {
+        assert!(
+            pair[1].0 == pair[0].0 || pair[1].1 <= pair[0].1,
+            "weight {} is drawn lighter than weight {}",
+            pair[1].0,
+            pair[0].0
+        );
+    }
+}
+
+#[test]
+fn each_row_of_the_trained_attention_maps_reads_as_a_distribution_on_the_legend() {
+    for (name, causal) in [
+        ("attention-encoder", false),
+        ("attention-decoder", true),
+        ("attention-cross", false),
+    ] {
+        let d = figure(name);
+        // the legend: the 11 swatches in a row labelled 0 .. 1 below them
+        let swatches: Vec<usize> = (0..d.rects.len())
+            .filter(|&k| !d.boxed[k] && d.rects[k].w == d.rects[k].h)
+            .collect();
+        assert_eq!(
+            swatches.len(),
+            11,
+            "{name}: {} legend swatches",
+            swatches.len()
+        );
+        let nums = numbers(&d);
+        let tick = |v: f64| {
+            nums.iter()
+                .find(|(_, x)| *x == v)
+                .map(|(l, _)| l.at.0)
+                .unwrap_or_else(|| panic!("{name}: no legend label {v}"))
+        };
+        let (x0, x1) = (tick(0.0), tick(1.0));
+        let (first, last) = (d.rects[swatches[0]], d.rects[swatches[10]]);
+        assert!(
+            (x0 - first.x).abs() < 1.0 && (x1 - (last.x + last.w)).abs() < 1.0,
+            "{name}: the legend's 0 and 1 label its ends"
+        );
+        // each swatch stands for the value at its middle, read on the labels' scale
+        let legend = Legend(
+            swatches
+                .iter()
+                .map(|&k| {
+                    let r = d.rects[k];
+                    let middle = r.x + r.w / 2.0;
+                    let t = (middle - x0) / (x1 - x0);
+                    // the labels span the ends of the swatches, the values their middles
+                    let v = (t * 11.0 - 0.5) / 10.0;
+                    (v, rgb(&d.rect_fills[k]))
+                })
+                .collect(),
+        );
+        // the cells, grouped by row of a panel
+        let mut rows: std::collections::BTreeMap<(i64, i64), Vec<(f64, f64)>> = Default::default();
+        for (c, fill) in d.cells.iter().zip(&d.cell_fills) {
+            let (v, off) = legend.read(fill);
+            // the swatches are 0.1 apart; between two of them the scale may bend (it is
+            // straight between five colours), so a colour can lie up to ~10 steps of a channel
+            // off the straight line between them
+            assert!(off < 15.0, "{name}: colour {fill} is not on the legend");
+            let panel_of = d
+                .rects
+                .iter()
+                .zip(&d.boxed)
+                .position(|(r, &b)| b && r.contains((c.x + 1.0, c.y + 1.0), 0.0))
+                .unwrap_or_else(|| panic!("{name}: a cell at {c:?} outside every panel"));
+            rows.entry((panel_of as i64, c.y.round() as i64))
+                .or_default()
+                .push((c.x, v));
+        }
+        assert!(rows.len() >= 8, "{name}: {} rows", rows.len());
+        for ((panel, y), cells) in &mut rows {
+            cells.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let sum: f64 = cells.iter().map(|c| c.1).sum();
+            assert!(
+                (sum - 1.0).abs() <= 0.05,
+                "{name}: the row at y = {y} of panel {panel} reads as weights summing to {sum:.3}"
+            );
+            if causal {
+                // row i of the masked self-attention may not look past position i
+                let panel_rect = d.rects[*panel as usize];
+                let cell = cells[1].0 - cells[0].0;
+                let i = ((*y as f64 - panel_rect.y) / cell).round() as usize;
+                for (j, &(_, v)) in cells.iter().enumerate().skip(i + 1) {
+                    assert!(
+                        v.abs() <= 0.01,
+                        "{name}: row {i} reads {v:.3} at later position {j}"
+                    );
+                }
+            }
+        }
+    }
 }
