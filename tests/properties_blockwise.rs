@@ -173,10 +173,11 @@ proptest! {
         n in 1..=9usize,
         extra in 0..=4usize,
         pad in prop::collection::vec(prop::bool::weighted(0.3), 13),
+        pad2 in prop::collection::vec(prop::bool::weighted(0.3), 13),
         q0 in 0..9usize, q_len in 0..5usize, k0 in 0..13usize, k_len in 0..6usize,
     ) {
         let m = n + extra;
-        let pad = &pad[..m];
+        let (pad, pad2) = (&pad[..m], &pad2[..m]);
         let cases = [
             (ImplicitMask::full(n, m), Mask::full(n, m)),
             (ImplicitMask::causal_suffix(n, m), Mask::causal_suffix(n, m)),
@@ -188,6 +189,23 @@ proptest! {
             (
                 ImplicitMask::padding(n, pad).and(&ImplicitMask::causal_suffix(n, m)),
                 Mask::padding(n, pad).and(&Mask::causal_suffix(n, m)),
+            ),
+            // two paddings: a key is out if either marks it
+            (
+                ImplicitMask::padding(n, pad).and(&ImplicitMask::padding(n, pad2)),
+                Mask::padding(n, pad).and(&Mask::padding(n, pad2)),
+            ),
+            (
+                ImplicitMask::causal_suffix(n, m)
+                    .and(&ImplicitMask::padding(n, pad))
+                    .and(&ImplicitMask::padding(n, pad2)),
+                Mask::causal_suffix(n, m)
+                    .and(&Mask::padding(n, pad))
+                    .and(&Mask::padding(n, pad2)),
+            ),
+            (
+                ImplicitMask::full(n, m).and(&ImplicitMask::causal_suffix(n, m)),
+                Mask::causal_suffix(n, m),
             ),
         ];
         prop_assert_eq!(ImplicitMask::causal(n).to_mask(), Mask::causal(n));
