@@ -11,6 +11,8 @@
 #   bash book/runs/mutants.sh bleu decode    # some groups
 #   RECHECK_ONLY=1 bash book/runs/mutants.sh attention   # redo only the rechecks of a first
 #                                            # pass already under target/mutants/attention
+#   RECHECK_MISSED=1 bash book/runs/mutants.sh attention # after adding tests: run again only
+#                                            # the mutants the last run left alive
 #
 # Writes target/mutants/GROUP/mutants.out (under CARGO_TARGET_DIR if set) (cargo-mutants' own
 # output) and one line per group to book/runs/mutants.tsv: group, mutants, caught, missed (after
@@ -85,7 +87,20 @@ for g in "${groups[@]}"; do
     mkdir -p "$out"
     file_args=()
     for f in $files; do file_args+=(-f "$f"); done
-    if [ -n "${RECHECK_ONLY:-}" ] && [ -f "$out/mutants.out/outcomes.json" ]; then
+    first_missed=$out/mutants.out/missed.txt
+    if [ -n "${RECHECK_MISSED:-}" ] && [ -f "$out/mutants.out/outcomes.json" ]; then
+        # RECHECK_MISSED=1, after new tests: only the mutants the last run of this group left
+        # alive at its first recheck are run again. Tests are only ever added, so what was
+        # caught stays caught.
+        echo "== $name: the mutants the last run left alive, rechecked" >&2
+        for prior in "$out"/recheck-without-golden/{missed-of-list.txt,mutants.out/missed.txt} \
+            "$out"/recheck/{missed-of-list.txt,mutants.out/missed.txt} "$out"/mutants.out/missed.txt; do
+            [ -f "$prior" ] && break
+        done
+        cp "$prior" "$out/prior-missed.txt"
+        first_missed=$out/prior-missed.txt
+        rm -rf "$out/recheck" "$out/recheck-without-golden"
+    elif [ -n "${RECHECK_ONLY:-}" ] && [ -f "$out/mutants.out/outcomes.json" ]; then
         # RECHECK_ONLY=1: keep the first pass already in $out, redo the rechecks
         echo "== $name: the first pass in $out, rechecked" >&2
         rm -rf "$out/recheck" "$out/recheck-without-golden"
@@ -100,7 +115,7 @@ for g in "${groups[@]}"; do
     # What the group's tests missed is run again: for the math groups first against every test
     # but the golden fixtures (what the invariants catch on their own), then, whatever is still
     # missed, against the whole suite. Only a mutant the whole suite misses counts as missed.
-    missed=$out/mutants.out/missed.txt
+    missed=$first_missed
     without=-
     if [ "$math" = yes ]; then
         missed=$(recheck "$out/recheck-without-golden" "$missed" "${without_golden[@]}")

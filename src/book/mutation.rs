@@ -171,7 +171,7 @@ pub fn markdown(
         commit: String::new(),
         missed_without_golden: None,
     };
-    let (mut math_viable, mut math_missed) = (0, 0);
+    let (mut math_viable, mut math_missed, mut math_suite_missed) = (0, 0, 0);
     for g in groups {
         let _ = writeln!(
             md,
@@ -193,6 +193,7 @@ pub fn markdown(
         if let Some(m) = g.missed_without_golden {
             math_viable += g.viable();
             math_missed += m;
+            math_suite_missed += g.missed;
         }
     }
     let _ = writeln!(
@@ -215,11 +216,14 @@ pub fn markdown(
             md,
             "\nEvery test but the golden fixtures (the property, example and other tests; doc \
              tests not counted) caught **{} of the {} viable mutants** of the math groups \
-             ({}; {}): what the invariants catch without any number from PyTorch.",
+             ({}; {}): what the invariants catch without any number from PyTorch. The golden \
+             fixtures caught {} more; the whole suite left {} alive.",
             math_viable - math_missed,
             math_viable,
             names.join(", "),
-            percent(math_viable - math_missed, math_viable)
+            percent(math_viable - math_missed, math_viable),
+            math_missed - math_suite_missed,
+            math_suite_missed
         );
     }
     let survivors: Vec<&str> = missed
@@ -323,9 +327,14 @@ mod tests {
         );
         // 17 of 19 viable
         assert!(md.contains("| 22 | 17 | 1 | 1 | 3 | **89.5 %** |"), "{md}");
-        // a and c are math groups: 8 + 7 viable, 3 + 1 missed without the golden fixtures
+        // a and c are math groups: 8 + 7 viable, 3 + 1 missed without the golden fixtures,
+        // 1 + 0 by the whole suite
         assert!(
             md.contains("caught **11 of the 15 viable mutants** of the math groups (a, c; 73.3 %)"),
+            "{md}"
+        );
+        assert!(
+            md.contains("The golden fixtures caught 3 more; the whole suite left 1 alive."),
             "{md}"
         );
         assert!(
