@@ -8,7 +8,10 @@
 //! labels alone: the positional-encoding heatmap gives PE(pos, j) in every cell, within the
 //! legend's resolution; each row of the untrained attention heatmap (by its printed numbers)
 //! and of the trained model's maps (by their colours on the weight legend) sums to one; and the
-//! masked decoder self-attention shows no weight on a later position.
+//! masked decoder self-attention shows no weight on a later position. The causal-mask figure's
+//! three panels agree with each other (symmetric scores, -inf exactly after the diagonal,
+//! weights that are the softmax of the printed row), and every number printed on a coloured
+//! cell has at least WCAG's 3:1 contrast with it.
 //!
 //! Text is measured without a font: a character is taken as half the font size wide (a narrow
 //! one, like `i` or a space, as 0.3), and a line as 0.7 of the font size above the baseline and
@@ -31,6 +34,8 @@ struct Label {
     /// Where it is anchored (before any rotation).
     at: (f64, f64),
     rotated: bool,
+    /// Its colour.
+    fill: String,
 }
 
 /// A rectangle: x, y, width, height.
@@ -190,6 +195,7 @@ fn label(tag: &str, content: &str) -> Label {
         poly,
         at: (x, y),
         rotated,
+        fill: attr(tag, "fill").unwrap_or("#000000").to_string(),
     }
 }
 
@@ -776,5 +782,122 @@ fn each_row_of_the_trained_attention_maps_reads_as_a_distribution_on_the_legend(
                 }
             }
         }
+    }
+}
+
+/// The relative luminance of a colour (WCAG 2).
+fn luminance(hex: &str) -> f64 {
+    let lin = |c: f64| {
+        let c = c / 255.0;
+        if c <= 0.039_28 {
+            c / 12.92
+        } else {
+            ((c + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    let [r, g, b] = rgb(hex);
+    0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b)
+}
+
+#[test]
+fn a_label_on_a_coloured_cell_stands_out_from_it() {
+    // WCAG's contrast ratio; 3:1 is its minimum for large or bold text, and the numbers in the
+    // cells are 11.5 to 13 px, so 3:1 is the least that can be read
+    let mut checked = 0;
+    let mut problems = Vec::new();
+    for (name, d) in drawings() {
+        let fills = d
+            .rects
+            .iter()
+            .zip(&d.rect_fills)
+            .chain(d.cells.iter().zip(&d.cell_fills));
+        let hosts: Vec<(&Rect, &String)> = fills.filter(|(_, f)| f.starts_with('#')).collect();
+        for l in d
+            .labels
+            .iter()
+            .filter(|l| !l.rotated && l.fill.starts_with('#'))
+        {
+            let host = hosts
+                .iter()
+                .filter(|(r, _)| r.contains(l.at, 0.0))
+                .min_by(|a, b| (a.0.w * a.0.h).total_cmp(&(b.0.w * b.0.h)));
+            if let Some((_, fill)) = host {
+                checked += 1;
+                let (a, b) = (luminance(&l.fill), luminance(fill));
+                let ratio = (a.max(b) + 0.05) / (a.min(b) + 0.05);
+                if ratio < 3.0 {
+                    problems.push(format!(
+                        "{name}: {:?} in {} on {fill}: contrast {ratio:.2}",
+                        l.text, l.fill
+                    ));
+                }
+            }
+        }
+    }
+    assert!(checked > 100, "only {checked} labels on cells");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_causal_mask_figure_is_consistent_from_scores_to_weights() {
+    let d = figure("causal-mask");
+    // the three panels of 5 x 5 cells, each cell with its printed value
+    let mut cells: Vec<(Rect, &str)> = Vec::new();
+    for r in d.rects.iter().filter(|r| r.w == r.h && r.w < 100.0) {
+        let label = d
+            .labels
+            .iter()
+            .find(|l| r.contains(l.at, 0.0))
+            .unwrap_or_else(|| panic!("a cell at {r:?} without its value"));
+        cells.push((*r, label.text.as_str()));
+    }
+    assert_eq!(cells.len(), 75, "three panels of 5 x 5 cells");
+    let mut lefts: Vec<f64> = cells.iter().map(|c| c.0.x).collect();
+    let mut tops: Vec<f64> = cells.iter().map(|c| c.0.y).collect();
+    for v in [&mut lefts, &mut tops] {
+        v.sort_by(f64::total_cmp);
+        v.dedup();
+    }
+    assert_eq!((lefts.len(), tops.len()), (15, 5));
+    let at = |panel: usize, i: usize, j: usize| -> &str {
+        let (x, y) = (lefts[5 * panel + j], tops[i]);
+        cells.iter().find(|c| c.0.x == x && c.0.y == y).unwrap().1
+    };
+    let number = |s: &str| -> f64 {
+        s.parse()
+            .unwrap_or_else(|_| panic!("{s:?} is not a number"))
+    };
+    for i in 0..5 {
+        let mut row = Vec::new(); // the masked scores of row i
+        for j in 0..5 {
+            // 1: q = k = x, so the scores are symmetric
+            assert_eq!(at(0, i, j), at(0, j, i), "scores ({i}, {j}) and ({j}, {i})");
+            // 2: the mask hides exactly the later keys and keeps the rest as they were
+            if j > i {
+                assert_eq!(at(1, i, j), "-inf", "masked score ({i}, {j})");
+                assert_eq!(number(at(2, i, j)), 0.0, "weight ({i}, {j}) on a later key");
+            } else {
+                assert_eq!(at(1, i, j), at(0, i, j), "kept score ({i}, {j})");
+                row.push(number(at(1, i, j)));
+            }
+        }
+        // 3: the weights are the softmax of the printed row, up to its one-decimal rounding
+        // (a score off by 0.05 moves a weight by at most about 5 %)
+        let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let total: f64 = row.iter().map(|s| (s - max).exp()).sum();
+        let mut sum = 0.0;
+        for (j, s) in row.iter().enumerate() {
+            let w = number(at(2, i, j));
+            let want = (s - max).exp() / total;
+            assert!(
+                (w - want).abs() <= 0.05 * want + 0.006,
+                "weight ({i}, {j}) reads {w}, the softmax of its row gives {want:.3}"
+            );
+            sum += w;
+        }
+        assert!(
+            (sum - 1.0).abs() <= 0.005 * (i + 1) as f64,
+            "row {i} sums to {sum}"
+        );
     }
 }
