@@ -226,3 +226,28 @@ proptest! {
         }
     }
 }
+
+/// The key-value cache of incremental decoding counts its positions: none before the first
+/// step, one more row per decoded position, and each row the projections of its position.
+#[test]
+fn the_key_value_cache_grows_by_one_projected_row_per_position() {
+    let mut r = properties_support::rng(5);
+    let mha = MultiHeadAttention::<f64>::new(6, 2, 3, 3, true, &mut r);
+    let x = properties_support::uniform(4, 6, 1.0, &mut r);
+    let mut cache = mha.cache(&DMatrix::zeros(0, 6));
+    assert!(cache.is_empty());
+    assert_eq!(cache.len(), 0);
+    for t in 0..4 {
+        mha.extend_cache(&mut cache, &x.rows(t, 1).into_owned());
+        assert!(!cache.is_empty());
+        assert_eq!(
+            (cache.len(), cache.k.nrows(), cache.v.nrows()),
+            (t + 1, t + 1, t + 1)
+        );
+    }
+    // the same rows as projecting all four positions at once (x W^K + b^K, x W^V + b^V)
+    let all = mha.cache(&x);
+    assert_eq!(all.len(), 4);
+    assert_abs_diff_eq!(cache.k, all.k, epsilon = 1e-12);
+    assert_abs_diff_eq!(cache.v, all.v, epsilon = 1e-12);
+}
