@@ -88,7 +88,7 @@ fn sums<P: Parameters<f64>>(batched: &P, alone: &[P]) -> Result<(), TestCaseErro
 proptest! {
     #![proptest_config(cases(48))]
 
-    // verifies: eq:multi-head-backward (batch)
+    // verifies: eq:multi-head-backward (property)
     #[test]
     fn a_batch_through_multi_head_attention_is_each_sequence_alone(
         seed in any::<u64>(), s in layer_sizes(), batch in 2..=3usize, n in 1..=4usize, m in 1..=4usize,
@@ -120,7 +120,7 @@ proptest! {
         sums(&g.params, &alone_grads)?;
     }
 
-    // verifies: eq:sublayer-backward (batch)
+    // verifies: eq:sublayer-backward (property)
     #[test]
     fn a_batch_through_an_encoder_layer_is_each_sequence_alone(
         seed in any::<u64>(), s in layer_sizes(), batch in 2..=3usize, n in 1..=4usize,
@@ -143,7 +143,7 @@ proptest! {
         sums(&g, &alone)?;
     }
 
-    // verifies: eq:sublayer-backward (batch)
+    // verifies: eq:sublayer-backward (property)
     #[test]
     fn a_batch_through_a_decoder_layer_is_each_sequence_alone(
         seed in any::<u64>(), s in layer_sizes(), batch in 2..=3usize, n_t in 1..=4usize, n_s in 1..=4usize,
@@ -175,7 +175,7 @@ proptest! {
 proptest! {
     #![proptest_config(cases(24))]
 
-    // verifies: eq:sublayer-backward (batch)
+    // verifies: eq:sublayer-backward (property)
     #[test]
     fn a_batch_through_both_stacks_is_each_sequence_alone(
         seed in any::<u64>(), s in layer_sizes(), batch in 2..=3usize, n_t in 1..=3usize, n_s in 1..=3usize,
