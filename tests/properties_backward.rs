@@ -18,7 +18,7 @@ const REGRESSIONS: &str = "proptest-regressions/properties_backward.txt";
 use aiayn::attention::{scaled_dot_product_attention, scaled_dot_product_attention_backward};
 use aiayn::decoder::Decoder;
 use aiayn::dropout::Dropout;
-use aiayn::encoder::{Encoder, LayerSizes};
+use aiayn::encoder::LayerSizes;
 use aiayn::feed_forward::FeedForward;
 use aiayn::layer_norm::LayerNorm;
 use aiayn::mask::Mask;
@@ -30,8 +30,8 @@ use aiayn::sublayer::NormPlacement;
 use aiayn::Transformer;
 use nalgebra::DMatrix;
 use properties_support::{
-    layer_sizes, random_decoder_layer, random_encoder_layer, random_multi_head, rng, scramble_ffn,
-    scramble_norm, uniform,
+    layer_sizes, random_decoder_layer, random_encoder_layer, random_multi_head, random_stacks, rng,
+    scramble_ffn, scramble_norm, uniform,
 };
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
@@ -275,11 +275,7 @@ proptest! {
     #[test]
     fn stacks_backward_match_finite_differences(seed in any::<u64>(), s in layer_sizes(), n_t in 1..=3usize, n_s in 1..=3usize) {
         let mut r = rng(seed);
-        let mut encoder = Encoder::<f64>::new(2, &s, &mut r);
-        let mut decoder = Decoder::<f64>::new(2, &s, &mut r);
-        for l in encoder.layers.iter_mut() { *l = random_encoder_layer(&s, &mut r); }
-        for l in decoder.layers.iter_mut() { *l = random_decoder_layer(&s, &mut r); }
-        for norm in encoder.final_norm.iter_mut().chain(decoder.final_norm.iter_mut()) { scramble_norm(norm, &mut r); }
+        let (encoder, decoder) = random_stacks(&s, &mut r);
         prop_assert_eq!(encoder.final_norm.is_some(), s.placement == NormPlacement::Pre);
         let x = uniform(n_s, s.d_model, 2.0, &mut r);
         let y = uniform(n_t, s.d_model, 2.0, &mut r);

@@ -15,14 +15,12 @@ mod properties_support;
 
 const REGRESSIONS: &str = "proptest-regressions/properties_batch.txt";
 
-use aiayn::decoder::Decoder;
 use aiayn::dropout::Dropout;
-use aiayn::encoder::Encoder;
 use aiayn::mask::Mask;
 use aiayn::params::Parameters;
 use nalgebra::DMatrix;
 use properties_support::{
-    layer_sizes, random_decoder_layer, random_encoder_layer, random_multi_head, rng, scramble_norm,
+    layer_sizes, random_decoder_layer, random_encoder_layer, random_multi_head, random_stacks, rng,
     uniform,
 };
 use proptest::prelude::*;
@@ -181,11 +179,7 @@ proptest! {
         seed in any::<u64>(), s in layer_sizes(), batch in 2..=3usize, n_t in 1..=3usize, n_s in 1..=3usize,
     ) {
         let mut r = rng(seed);
-        let mut encoder = Encoder::<f64>::new(2, &s, &mut r);
-        let mut decoder = Decoder::<f64>::new(2, &s, &mut r);
-        for l in encoder.layers.iter_mut() { *l = random_encoder_layer(&s, &mut r); }
-        for l in decoder.layers.iter_mut() { *l = random_decoder_layer(&s, &mut r); }
-        for norm in encoder.final_norm.iter_mut().chain(decoder.final_norm.iter_mut()) { scramble_norm(norm, &mut r); }
+        let (encoder, decoder) = random_stacks(&s, &mut r);
         let xs: Vec<_> = (0..batch).map(|_| uniform(n_s, s.d_model, 2.0, &mut r)).collect();
         let ys: Vec<_> = (0..batch).map(|_| uniform(n_t, s.d_model, 2.0, &mut r)).collect();
         let src_masks: Vec<Mask> = (0..batch).map(|_| random_mask(n_s, n_s, false, &mut r)).collect();

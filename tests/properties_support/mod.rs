@@ -4,8 +4,8 @@
 //! invariants do not depend on size.
 #![allow(dead_code)]
 
-use aiayn::decoder::DecoderLayer;
-use aiayn::encoder::{EncoderLayer, LayerSizes};
+use aiayn::decoder::{Decoder, DecoderLayer};
+use aiayn::encoder::{Encoder, EncoderLayer, LayerSizes};
 use aiayn::feed_forward::FeedForward;
 use aiayn::layer_norm::LayerNorm;
 use aiayn::multi_head::MultiHeadAttention;
@@ -177,6 +177,27 @@ pub fn random_decoder_layer(s: &LayerSizes, rng: &mut impl Rng) -> DecoderLayer<
     scramble_norm(&mut layer.norm_2, rng);
     scramble_norm(&mut layer.norm_3, rng);
     layer
+}
+
+/// A two-layer encoder and a two-layer decoder with every parameter random, including the final
+/// norms a pre-norm stack has.
+pub fn random_stacks(s: &LayerSizes, rng: &mut impl Rng) -> (Encoder<f64>, Decoder<f64>) {
+    let mut encoder = Encoder::<f64>::new(2, s, rng);
+    let mut decoder = Decoder::<f64>::new(2, s, rng);
+    for l in encoder.layers.iter_mut() {
+        *l = random_encoder_layer(s, rng);
+    }
+    for l in decoder.layers.iter_mut() {
+        *l = random_decoder_layer(s, rng);
+    }
+    for norm in encoder
+        .final_norm
+        .iter_mut()
+        .chain(decoder.final_norm.iter_mut())
+    {
+        scramble_norm(norm, rng);
+    }
+    (encoder, decoder)
 }
 
 /// [`config`] with `n` cases unless `PROPTEST_CASES` says otherwise: for the tests that each
