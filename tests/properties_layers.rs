@@ -168,6 +168,14 @@ proptest! {
 
     #[test]
     // verifies: eq:ffn (property)
+    fn ffn_of_a_decoding_step_is_the_ffn((f, x) in ffn_and_input()) {
+        // forward_step computes its products another way for up to 5 rows (a decoding step
+        // has one); it must give the same values, up to rounding, for any number of rows
+        assert_abs_diff_eq!(f.forward_step(&x), f.forward(&x), epsilon = 1e-12);
+    }
+
+    #[test]
+    // verifies: eq:ffn (property)
     fn ffn_of_a_single_row_is_that_row_of_ffn_of_the_matrix((f, x) in ffn_and_input()) {
         let y = f.forward(&x);
         for i in 0..x.nrows() {
