@@ -134,6 +134,9 @@ for g in "${groups[@]}"; do
     fi
     missed=$(recheck "$out/recheck" "$missed")
     still_missed=$(wc -l < "$missed")
+    # a group run again replaces its earlier line and survivors
+    sed -i "/^$name\t/d" "$summary"
+    sed -i "/^$name: /d" "$missed_list"
     sed "s/^/$name: /" "$missed" >> "$missed_list"
     python3 - "$out/mutants.out/outcomes.json" "$name" "$still_missed" "$commit" "$without" >> "$summary" <<'EOF'
 import json, sys
