@@ -654,16 +654,16 @@ fn each_row_of_the_untrained_attention_heatmap_reads_as_a_distribution() {
     let d = figure("attention-heatmap");
     let nums = numbers(&d);
     let mut rows_checked = 0;
-    let mut shades: Vec<(f64, f64)> = Vec::new(); // (printed weight, lightness of its cell)
-                                                  // every cell holds its weight printed: group by the cell's row (its top edge and panel)
-    let mut rows: std::collections::BTreeMap<(i64, i64), Vec<f64>> = Default::default();
-    for (k, r) in d.rects.iter().enumerate() {
-        let printed = nums
-            .iter()
-            .find(|(l, _)| r.contains(l.at, 0.0) && r.w < 100.0);
+    // (printed weight, lightness of its cell)
+    let mut shades: Vec<(f64, f64)> = Vec::new();
+    // every cell holds its weight printed: group by the cell's row (its top edge) and panel
+    // (left or right half of the figure: the heads sit two by two)
+    let mut rows: std::collections::BTreeMap<(i64, bool), Vec<f64>> = Default::default();
+    for (k, r) in d.rects.iter().enumerate().filter(|(_, r)| r.w < 100.0) {
+        let printed = nums.iter().find(|(l, _)| r.contains(l.at, 0.0));
         if let Some((_, v)) = printed {
-            let panel = (r.x / 300.0).floor() as i64; // the two panels of a band are far apart
-            rows.entry((r.y.round() as i64, panel))
+            let right_half = r.x > d.width / 2.0;
+            rows.entry((r.y.round() as i64, right_half))
                 .or_default()
                 .push(*v);
             let c = rgb(&d.rect_fills[k]);

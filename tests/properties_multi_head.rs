@@ -245,9 +245,13 @@ fn the_key_value_cache_grows_by_one_projected_row_per_position() {
             (t + 1, t + 1, t + 1)
         );
     }
-    // the same rows as projecting all four positions at once (x W^K + b^K, x W^V + b^V)
-    let all = mha.cache(&x);
-    assert_eq!(all.len(), 4);
-    assert_abs_diff_eq!(cache.k, all.k, epsilon = 1e-12);
-    assert_abs_diff_eq!(cache.v, all.v, epsilon = 1e-12);
+    // the rows are the projections of all four positions: x W^K + b^K and x W^V + b^V
+    let with_bias = |p: DMatrix<f64>, b: &RowDVector<f64>| {
+        DMatrix::from_fn(p.nrows(), p.ncols(), |i, j| p[(i, j)] + b[j])
+    };
+    let k = with_bias(&x * &mha.w_k, mha.b_k.as_ref().unwrap());
+    let v = with_bias(&x * &mha.w_v, mha.b_v.as_ref().unwrap());
+    assert_abs_diff_eq!(cache.k, k, epsilon = 1e-12);
+    assert_abs_diff_eq!(cache.v, v, epsilon = 1e-12);
+    assert_eq!(mha.cache(&x).len(), 4);
 }
