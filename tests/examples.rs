@@ -504,6 +504,11 @@ fn parameter_count_formula_equals_the_built_models_count() {
                 model.num_params(),
                 "config {i}, vocab {vocab}"
             );
+            assert_eq!(
+                aiayn::params::count(&model),
+                model.num_params(),
+                "config {i}, vocab {vocab}: the tensors listed for training"
+            );
         }
     }
     // And by hand for the first: attention W^Q, W^K 2 x (8 x 2*3) = 96, W^V 8 x 2*4 = 64,

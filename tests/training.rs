@@ -249,6 +249,73 @@ fn the_learning_rate_is_eq3_times_lr_scale() {
 }
 
 #[test]
+fn a_step_moves_every_parameter_against_the_gradient_of_the_mean_loss_it_reports() {
+    // Adam's first step moves a parameter by -lr g / (|g| + eps) (m_hat = g and v_hat = g^2
+    // after one step); with eps = 1 that is invertible, g = u / (1 - |u|) with u = -delta / lr.
+    // The gradient read back from the step must be the central difference of the loss the
+    // step reports (label-smoothed, per real target token, no dropout), coordinate by
+    // coordinate, in every kind of tensor. A gradient summed instead of averaged over the
+    // tokens, or a loss that is not the one descended, is off by the batch's 40-odd tokens.
+    let task = Task::by_name("copy", 1).unwrap();
+    let batch = aiayn::train::batch::Batch::from_pairs(&task.train, &[0, 1, 2, 3, 4]);
+    let model = Transformer::<f64>::new(
+        &tiny_config(),
+        task.vocab.len(),
+        &mut StdRng::seed_from_u64(5),
+    )
+    .expect("a valid config");
+    let mut trainer = Trainer::new(
+        model,
+        TrainOptions {
+            p_drop: 0.0,
+            ..options(1)
+        },
+    );
+    trainer.adam = aiayn::train::adam::Adam::new(0.9, 0.98, 1.0);
+    assert!(
+        batch.tgt_tokens() > 20,
+        "{} target tokens",
+        batch.tgt_tokens()
+    );
+    let before = trainer.clone();
+    let loss_at = |shift: &dyn Fn(&mut Transformer<f64>)| {
+        let mut t = before.clone();
+        shift(&mut t.model);
+        t.train_step(&batch).loss
+    };
+    let stats = trainer.train_step(&batch);
+    assert_eq!(stats.loss, loss_at(&|_| {}));
+    let (old, new) = (before.model.params(), trainer.model.params());
+    let mut checked = 0;
+    for (k, (p0, p1)) in old.iter().zip(&new).enumerate() {
+        // a coordinate of every tensor: the first, the last, or one in between
+        let i = (k * 7919) % p0.data.len();
+        let u = -(p1.data[i] - p0.data[i]) / stats.lr;
+        let g = u / (1.0 - u.abs());
+        let h = 1e-5;
+        let nudge = |d: f64| {
+            move |m: &mut Transformer<f64>| {
+                let mut ps = m.params_mut();
+                ps[k].data[i] += d;
+            }
+        };
+        let fd = (loss_at(&nudge(h)) - loss_at(&nudge(-h))) / (2.0 * h);
+        assert!(
+            (g - fd).abs() <= 1e-7 + 1e-5 * fd.abs(),
+            "{}[{i}]: the step followed {g:e}, the loss's slope is {fd:e}",
+            p0.name
+        );
+        checked += usize::from(fd.abs() > 1e-4);
+    }
+    // most coordinates have a slope worth checking (a few, like a padding row, have none)
+    assert!(
+        checked * 4 >= old.len() * 3,
+        "{checked} of {} with a slope",
+        old.len()
+    );
+}
+
+#[test]
 fn averaging_copies_of_one_checkpoint_returns_it_and_averaging_is_linear() {
     use aiayn::train::state::{average, save_model};
     let task = Task::by_name("copy", 1).unwrap();
