@@ -1,8 +1,9 @@
 //! The mutation score in the verification chapter: `{{#mutation-score}}` becomes a table drawn
 //! from the committed run log `book/runs/mutants.tsv`, which `book/runs/mutants.sh` writes, and
 //! the list of mutants no test caught, `book/runs/mutants-missed.txt`, each with the reason it
-//! cannot change behaviour where `book/runs/mutants-equivalent.txt` gives one. The chapter
-//! cannot claim a score the log does not hold.
+//! cannot change behaviour where `book/runs/mutants-equivalent.txt` gives one. The groups
+//! themselves are read from the script, so a group it defines that the log does not hold yet
+//! is named as not run. The chapter cannot claim a score the log does not hold.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -26,6 +27,47 @@ pub const MISSED: &str = "book/runs/mutants-missed.txt";
 /// Why a surviving mutant is equivalent to the code (a line per mutant: the line of
 /// [`MISSED`], a tab, the reason), relative to the repository root.
 pub const EQUIVALENT: &str = "book/runs/mutants-equivalent.txt";
+
+/// The script that runs the groups and defines them, relative to the repository root.
+pub const SCRIPT: &str = "book/runs/mutants.sh";
+
+/// A group as the script defines it: its name and the files it mutates.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Defined {
+    pub name: String,
+    pub files: Vec<String>,
+}
+
+/// Reads the groups out of the script's `groups=(` array, one `"name|files|tests|math"` line
+/// each.
+pub fn parse_script(text: &str) -> Result<Vec<Defined>, String> {
+    let mut lines = text.lines().enumerate();
+    if !lines.any(|(_, l)| l.trim() == "groups=(") {
+        return Err(format!("{SCRIPT}: no `groups=(` array"));
+    }
+    let mut defined = Vec::new();
+    for (i, line) in lines {
+        let line = line.trim();
+        if line == ")" {
+            return Ok(defined);
+        }
+        let Some(inner) = line.strip_prefix('"').and_then(|l| l.strip_suffix('"')) else {
+            continue; // a comment or a blank line
+        };
+        let f: Vec<&str> = inner.split('|').collect();
+        if f.len() != 4 || f[0].is_empty() || f[1].trim().is_empty() {
+            return Err(format!(
+                "{SCRIPT}: line {} is not \"name|files|tests|math\": {line}",
+                i + 1
+            ));
+        }
+        defined.push(Defined {
+            name: f[0].to_string(),
+            files: f[1].split_whitespace().map(str::to_string).collect(),
+        });
+    }
+    Err(format!("{SCRIPT}: the `groups=(` array is not closed"))
+}
 
 /// One line of the log: a group of modules and what became of its mutants.
 #[derive(Clone, Debug, PartialEq)]
@@ -151,9 +193,11 @@ fn percent(caught: u32, viable: u32) -> String {
 /// are equivalent, as markdown.
 ///
 /// # Errors
-/// A reason for a mutant that is not among the survivors (the two files have drifted apart).
+/// A reason for a mutant that is not among the survivors, or a group in the log that the script
+/// does not define (the files have drifted apart).
 pub fn markdown(
     groups: &[Group],
+    defined: &[Defined],
     missed: &str,
     equivalent: &BTreeMap<String, String>,
 ) -> Result<String, String> {
@@ -206,6 +250,30 @@ pub fn markdown(
         total.unviable,
         percent(total.caught, total.viable())
     );
+    if let Some(g) = groups
+        .iter()
+        .find(|g| !defined.iter().any(|d| d.name == g.name))
+    {
+        return Err(format!(
+            "{LOG} has the group {:?}, which {SCRIPT} does not define",
+            g.name
+        ));
+    }
+    let not_run: Vec<String> = defined
+        .iter()
+        .filter(|d| !groups.iter().any(|g| g.name == d.name))
+        .map(|d| {
+            let files: Vec<String> = d.files.iter().map(|f| format!("`{f}`")).collect();
+            format!("**{}** ({})", html_escape(&d.name), files.join(", "))
+        })
+        .collect();
+    if !not_run.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nNot run through the script yet, so the table claims nothing for them: {}.",
+            not_run.join("; ")
+        );
+    }
     if math_viable > 0 {
         let names: Vec<String> = groups
             .iter()
@@ -274,6 +342,7 @@ fn render(root: &Path) -> Result<String, String> {
         std::fs::read_to_string(root.join(name)).map_err(|e| format!("cannot read {name}: {e}"))
     };
     let groups = parse(&read(LOG)?)?;
+    let defined = parse_script(&read(SCRIPT)?)?;
     let missed = match std::fs::read_to_string(root.join(MISSED)) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -284,7 +353,7 @@ fn render(root: &Path) -> Result<String, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
         Err(e) => return Err(format!("cannot read {EQUIVALENT}: {e}")),
     };
-    markdown(&groups, &missed, &equivalent)
+    markdown(&groups, &defined, &missed, &equivalent)
 }
 
 impl Preprocessor for MutationScore {
@@ -304,6 +373,17 @@ impl Preprocessor for MutationScore {
 mod tests {
     use super::*;
 
+    /// The script's groups a, b and c, all three in the logs of the tests below.
+    fn abc() -> Vec<Defined> {
+        ["a", "b", "c"]
+            .iter()
+            .map(|n| Defined {
+                name: n.to_string(),
+                files: vec![format!("src/{n}.rs")],
+            })
+            .collect()
+    }
+
     const HEADER: &str =
         "group\tmutants\tcaught\tmissed\tunviable\ttimeout\tcommit\tmissed_without_golden\n";
 
@@ -316,7 +396,13 @@ mod tests {
         let groups = parse(&log).unwrap();
         assert_eq!(groups[0].viable(), 8);
         let none = BTreeMap::new();
-        let md = markdown(&groups, "src/a.rs:1:1: replace f -> u32 with 0\n", &none).unwrap();
+        let md = markdown(
+            &groups,
+            &abc(),
+            "src/a.rs:1:1: replace f -> u32 with 0\n",
+            &none,
+        )
+        .unwrap();
         assert!(
             md.contains("| a | 10 | 6 | 1 | 1 | 2 | 75.0 % | `abc1234` |"),
             "{md}"
@@ -352,7 +438,7 @@ mod tests {
             "# mutant, tab, reason\n\na: src/a.rs:1:1: replace < with <= in f\tx is never 0 here\n",
         )
         .unwrap();
-        let md = markdown(&groups, missed, &reasons).unwrap();
+        let md = markdown(&groups, &abc(), missed, &reasons).unwrap();
         assert!(
             md.contains(
                 "- `a: src/a.rs:1:1: replace < with <= in f`: equivalent: x is never 0 here"
@@ -366,7 +452,7 @@ mod tests {
         assert!(md.contains("(2 of them; 1 shown to be equivalent"), "{md}");
         // a reason for a mutant that did not survive means the files have drifted apart
         let stale = parse_equivalent("a: src/a.rs:9:9: delete - in h\tno\n").unwrap();
-        let e = markdown(&groups, missed, &stale).unwrap_err();
+        let e = markdown(&groups, &abc(), missed, &stale).unwrap_err();
         assert!(
             e.contains("\"a: src/a.rs:9:9: delete - in h\", which is not in"),
             "{e}"
@@ -389,12 +475,48 @@ mod tests {
     #[test]
     fn no_survivors_is_said_in_words() {
         let groups = parse(&format!("{HEADER}a\t3\t3\t0\t0\t0\tabc\t-\n")).unwrap();
-        let md = markdown(&groups, "\n", &BTreeMap::new()).unwrap();
+        let md = markdown(&groups, &abc(), "\n", &BTreeMap::new()).unwrap();
         assert!(md.contains("No mutant in these groups survived"), "{md}");
         assert!(
             !md.contains("golden"),
             "no math group, no invariants line: {md}"
         );
+    }
+
+    #[test]
+    fn the_groups_come_from_the_script_and_those_not_run_are_named() {
+        let script =
+            "x=1\ngroups=(\n    # group | files | tests | math?\n    \"a|src/a.rs|t|no\"\n\n    \
+                      \"b|src/b/*.rs src/c.rs|t u|yes\"\n)\n\"z|src/z.rs|t|no\"\n";
+        let defined = parse_script(script).unwrap();
+        assert_eq!(defined.len(), 2, "{defined:?}");
+        assert_eq!(defined[1].name, "b");
+        assert_eq!(defined[1].files, ["src/b/*.rs", "src/c.rs"]);
+        let groups = parse(&format!("{HEADER}a\t3\t3\t0\t0\t0\tabc\t-\n")).unwrap();
+        let md = markdown(&groups, &defined, "", &BTreeMap::new()).unwrap();
+        assert!(
+            md.contains(
+                "Not run through the script yet, so the table claims nothing for them: \
+                         **b** (`src/b/*.rs`, `src/c.rs`)."
+            ),
+            "{md}"
+        );
+        let all = markdown(&groups, &defined[..1], "", &BTreeMap::new()).unwrap();
+        assert!(!all.contains("Not run"), "{all}");
+        // a logged group the script does not define
+        let e = markdown(&groups, &defined[1..], "", &BTreeMap::new()).unwrap_err();
+        assert!(e.contains("the group \"a\", which"), "{e}");
+        for bad in [
+            "groups=(\n\"a|src/a.rs|t\"\n)",
+            "groups=(\n\"|src/a.rs|t|no\"\n)",
+        ] {
+            let e = parse_script(bad).unwrap_err();
+            assert!(e.contains("line 2 is not"), "{bad}: {e}");
+        }
+        assert!(parse_script("x\n").unwrap_err().contains("no `groups=(`"));
+        assert!(parse_script("groups=(\n\"a|b|c|no\"\n")
+            .unwrap_err()
+            .contains("not closed"));
     }
 
     #[test]
