@@ -619,3 +619,40 @@ fn sorted_pools_waste_little_on_padding_and_fill_the_budget() {
         );
     }
 }
+
+#[test]
+fn a_batch_fills_its_budget_exactly_before_a_new_one_starts() {
+    // Twelve pairs of one shape and a budget of exactly four of them: three batches of four,
+    // whichever side binds (a batch of b pairs holds b * n_s source and b * n_t target slots,
+    // n_t counting the end of sentence).
+    for (src_len, tgt_len) in [(4, 2), (2, 3)] {
+        let pair = Pair {
+            src: vec![5; src_len],
+            tgt: vec![6; tgt_len],
+        };
+        let pairs = vec![pair; 12];
+        let batches = batches_by_length(&pairs, 16, &mut StdRng::seed_from_u64(0));
+        let sizes: Vec<usize> = batches.iter().map(Batch::len).collect();
+        assert_eq!(sizes, [4, 4, 4], "source {src_len}, target {tgt_len}");
+        assert!(batches
+            .iter()
+            .all(|b| b.padded_src_tokens().max(b.padded_tgt_tokens()) == 16));
+        // one slot less and a fourth pair no longer fits
+        let smaller = batches_by_length(&pairs, 15, &mut StdRng::seed_from_u64(0));
+        assert!(
+            smaller.iter().all(|b| b.len() == 3),
+            "{:?}",
+            smaller.iter().map(Batch::len).collect::<Vec<_>>()
+        );
+    }
+    let none = Batch::from_pairs(&[], &[]);
+    assert!(none.is_empty() && none.src.is_empty() && none.padded_tokens() == 0);
+    let one = Batch::from_pairs(
+        &[Pair {
+            src: vec![5],
+            tgt: vec![],
+        }],
+        &[0],
+    );
+    assert!(!one.is_empty());
+}

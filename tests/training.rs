@@ -400,3 +400,56 @@ fn decoding_metrics_are_perfect_against_the_models_own_translations_and_zero_aga
     assert_eq!(first.exact_match, 0.0);
     assert!(first.bleu.score < 5.0, "{}", first.bleu);
 }
+
+#[test]
+fn evaluation_scores_a_models_own_greedy_translations_as_exact_with_the_training_loss_unsmoothed() {
+    // A model trained on eight pairs until some of its greedy translations end: against those
+    // translations as references, every greedy output matches (exact match 1 whatever the
+    // extra length allowed, as long as it is not less than none), every reference token is
+    // the model's first choice under teacher forcing (token accuracy 1), and the loss is the
+    // mean negative log-likelihood per token that the training step reports with
+    // eps_ls = 0 (its batched, padded path, not evaluate's pair-by-pair one).
+    use aiayn::decode::greedy;
+    use aiayn::train::evaluate::evaluate;
+    use aiayn::train::tasks::{Pair, BOS, EOS};
+    let task = Task::by_name("copy", 1).unwrap();
+    let batch = aiayn::train::batch::Batch::from_pairs(&task.train, &(0..8).collect::<Vec<_>>());
+    let mut trainer = tiny_trainer(&task, 2);
+    trainer.options.warmup = 10;
+    trainer.options.p_drop = 0.0;
+    for _ in 0..200 {
+        trainer.train_step(&batch);
+    }
+    let own: Vec<Pair> = task.train[..8]
+        .iter()
+        .map(|p| Pair {
+            src: p.src.clone(),
+            tgt: greedy(&trainer.model, &p.src, BOS, EOS, 40),
+        })
+        .filter(|p| p.tgt.len() < 40) // it ended with EOS
+        .collect();
+    assert!(own.len() >= 3, "only {} translations ended", own.len());
+    let mut unsmoothed = trainer.clone();
+    unsmoothed.options.eps_ls = 0.0;
+    let own_batch =
+        aiayn::train::batch::Batch::from_pairs(&own, &(0..own.len()).collect::<Vec<_>>());
+    let nll = unsmoothed.train_step(&own_batch).loss;
+    for (threads, extra) in [(1, 0), (2, 3)] {
+        let m = evaluate(&trainer.model, &own, threads, extra);
+        assert_eq!(m.pairs, own.len());
+        assert_eq!(m.exact_match, 1.0, "extra {extra}: {m:?}");
+        assert_eq!(m.token_accuracy, 1.0, "extra {extra}: {m:?}");
+        assert!(
+            (m.loss - nll).abs() <= 1e-5 * nll,
+            "evaluate's loss {} vs the training step's {nll}",
+            m.loss
+        );
+        assert!(m.loss > 0.0 && (m.perplexity - m.loss.exp()).abs() <= 1e-12 * m.perplexity);
+    }
+    // the real references of pairs it has not seen: no translation exact, fewer tokens right
+    let unseen = evaluate(&trainer.model, &task.held_out[..8], 2, 0);
+    assert!(
+        unseen.exact_match < 1.0 && unseen.token_accuracy < 1.0,
+        "{unseen:?}"
+    );
+}
