@@ -49,6 +49,17 @@ fn tiny_trainer(task: &Task, threads: usize) -> Trainer<f32> {
     Trainer::new(model, options(threads))
 }
 
+/// A tiny model trained for 200 steps, without dropout, on the task's first eight pairs as one
+/// batch; and the loss of every step.
+fn memorised(task: &Task) -> (Trainer<f32>, Vec<f64>) {
+    let batch = aiayn::train::batch::Batch::from_pairs(&task.train, &(0..8).collect::<Vec<_>>());
+    let mut trainer = tiny_trainer(task, 2);
+    trainer.options.warmup = 10;
+    trainer.options.p_drop = 0.0;
+    let losses = (0..200).map(|_| trainer.train_step(&batch).loss).collect();
+    (trainer, losses)
+}
+
 /// Runs `trainer` until step `until` on the task's batches, starting where its step says.
 fn run(trainer: &mut Trainer<f32>, task: &Task, until: usize) -> Vec<f64> {
     let mut stream = BatchStream::new(
@@ -95,11 +106,7 @@ fn a_tiny_model_memorises_a_batch_of_eight_pairs() {
     // smoothed targets' own entropy is the floor (about 0.52 nats here), and guessing the
     // marginal distribution of the target tokens costs about ln 20 = 3.0.
     let task = Task::by_name("copy", 1).unwrap();
-    let batch = aiayn::train::batch::Batch::from_pairs(&task.train, &(0..8).collect::<Vec<_>>());
-    let mut trainer = tiny_trainer(&task, 2);
-    trainer.options.warmup = 10;
-    trainer.options.p_drop = 0.0;
-    let losses: Vec<f64> = (0..200).map(|_| trainer.train_step(&batch).loss).collect();
+    let (_, losses) = memorised(&task);
     assert!(
         losses[0] > 2.8,
         "the untrained loss is near ln V: {}",
@@ -413,13 +420,7 @@ fn evaluation_scores_a_models_own_greedy_translations_as_exact_with_the_training
     use aiayn::train::evaluate::evaluate;
     use aiayn::train::tasks::{Pair, BOS, EOS};
     let task = Task::by_name("copy", 1).unwrap();
-    let batch = aiayn::train::batch::Batch::from_pairs(&task.train, &(0..8).collect::<Vec<_>>());
-    let mut trainer = tiny_trainer(&task, 2);
-    trainer.options.warmup = 10;
-    trainer.options.p_drop = 0.0;
-    for _ in 0..200 {
-        trainer.train_step(&batch);
-    }
+    let (trainer, _) = memorised(&task);
     let own: Vec<Pair> = task.train[..8]
         .iter()
         .map(|p| Pair {
