@@ -6,7 +6,9 @@ const REGRESSIONS: &str = "proptest-regressions/properties_training.txt";
 
 use aiayn::softmax::log_softmax_rows;
 use aiayn::train::adam::Adam;
-use aiayn::train::label_smoothing::{label_smoothed_loss, smoothed_targets, Spread};
+use aiayn::train::label_smoothing::{
+    label_smoothed_loss, label_smoothed_loss_backward, smoothed_targets, Spread,
+};
 use aiayn::train::schedule::lrate;
 use approx::{assert_abs_diff_eq, assert_relative_eq};
 use nalgebra::DMatrix;
@@ -247,6 +249,34 @@ proptest! {
             / targets.len() as f64;
         for spread in [Spread::AllClasses, Spread::OtherClasses] {
             assert_abs_diff_eq!(label_smoothed_loss(&log_p, &targets, 0.0, spread), nll, epsilon = 1e-12);
+        }
+    }
+
+    #[test]
+    // verifies: eq:loss-backward (property)
+    fn the_loss_gradient_is_the_slope_of_the_loss_in_every_log_probability(
+        (log_p, targets, eps, spread) in (2..=12usize, 1..=6usize).prop_flat_map(|(v, n)| (
+            matrix(n, v, -8.0, 0.0),
+            prop::collection::vec(0..v, n),
+            0.0..0.5f64,
+            spread(),
+        ))
+    ) {
+        // The loss is linear in the log-probabilities, so a central difference is its slope
+        // up to rounding, entry by entry; the mean over positions puts 1/n in every entry.
+        let g = label_smoothed_loss_backward::<f64>(&targets, log_p.ncols(), eps, spread);
+        prop_assert_eq!(g.shape(), log_p.shape());
+        let h = 1e-3;
+        for r in 0..log_p.nrows() {
+            for c in 0..log_p.ncols() {
+                let at = |d: f64| {
+                    let mut x = log_p.clone();
+                    x[(r, c)] += d;
+                    label_smoothed_loss(&x, &targets, eps, spread)
+                };
+                let slope = (at(h) - at(-h)) / (2.0 * h);
+                prop_assert!((g[(r, c)] - slope).abs() <= 1e-9, "({r}, {c}): {} vs {slope}", g[(r, c)]);
+            }
         }
     }
 }

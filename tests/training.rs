@@ -403,6 +403,11 @@ fn decoding_metrics_are_perfect_against_the_models_own_translations_and_zero_aga
     );
     assert_eq!(again.exact_match, 1.0);
     assert!((again.bleu.score - 100.0).abs() < 1e-9, "{}", again.bleu);
+    // §6.1: at most the source length + 50 tokens, and an untrained model that never ends a
+    // sentence uses them all
+    for (p, h) in task.held_out[..6].iter().zip(&first.hypotheses) {
+        assert_eq!(h.len(), p.src.len() + 50, "{} source tokens", p.src.len());
+    }
     // an untrained model translates none of the real references
     assert_eq!(first.exact_match, 0.0);
     assert!(first.bleu.score < 5.0, "{}", first.bleu);
