@@ -41,6 +41,23 @@ fn spread() -> impl Strategy<Value = Spread> {
     prop_oneof![Just(Spread::AllClasses), Just(Spread::OtherClasses)]
 }
 
+/// A loss to compute: n (1..=6) rows of a vocabulary of 2..=12 with entries in [lo, hi), a
+/// target per row, eps_ls in [eps_lo, 0.5) and either spread.
+fn loss_case(
+    lo: f64,
+    hi: f64,
+    eps_lo: f64,
+) -> impl Strategy<Value = (DMatrix<f64>, Vec<usize>, f64, Spread)> {
+    (2..=12usize, 1..=6usize).prop_flat_map(move |(v, n)| {
+        (
+            matrix(n, v, lo, hi),
+            prop::collection::vec(0..v, n),
+            eps_lo..0.5f64,
+            spread(),
+        )
+    })
+}
+
 proptest! {
     #![proptest_config(config(REGRESSIONS))]
 
@@ -219,12 +236,7 @@ proptest! {
     #[test]
     // verifies: eq:label-smoothing (property)
     fn smoothed_loss_is_smallest_when_the_model_predicts_the_smoothed_distribution(
-        (logits, targets, eps, spread) in (2..=12usize, 1..=6usize).prop_flat_map(|(v, n)| (
-            matrix(n, v, -5.0, 5.0),
-            prop::collection::vec(0..v, n),
-            0.01..0.5f64,
-            spread(),
-        ))
+        (logits, targets, eps, spread) in loss_case(-5.0, 5.0, 0.01)
     ) {
         // Gibbs' inequality: the cross-entropy H(q, p) is minimised over p at p = q, where it
         // equals the entropy of q. So no model can beat predicting the smoothed targets, which
@@ -255,12 +267,7 @@ proptest! {
     #[test]
     // verifies: eq:loss-backward (property)
     fn the_loss_gradient_is_the_slope_of_the_loss_in_every_log_probability(
-        (log_p, targets, eps, spread) in (2..=12usize, 1..=6usize).prop_flat_map(|(v, n)| (
-            matrix(n, v, -8.0, 0.0),
-            prop::collection::vec(0..v, n),
-            0.0..0.5f64,
-            spread(),
-        ))
+        (log_p, targets, eps, spread) in loss_case(-8.0, 0.0, 0.0)
     ) {
         // The loss is linear in the log-probabilities, so a central difference is its slope
         // up to rounding, entry by entry; the mean over positions puts 1/n in every entry.
