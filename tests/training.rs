@@ -236,6 +236,114 @@ fn malformed_checkpoints_give_errors_naming_the_file_and_the_tensor() {
 
 // verifies: eq:lrate (example)
 #[test]
+fn every_size_and_setting_of_the_config_survives_a_checkpoint() {
+    use aiayn::sublayer::NormPlacement;
+    use aiayn::train::state::save_model;
+    let dir = scratch("config-round-trip");
+    let task = Task::by_name("copy", 1).unwrap();
+    let base = tiny_config();
+    let configs = [
+        Config {
+            positional: Positional::Learned,
+            max_len: 37,
+            ..base.clone()
+        },
+        Config {
+            attention_bias: true,
+            layer_norm_eps: 1e-5,
+            placement: NormPlacement::Pre,
+            n_layers: 2,
+            d_ff: 24,
+            h: 4,
+            d_k: 3,
+            d_v: 4,
+            ..base.clone()
+        },
+    ];
+    for (i, config) in configs.into_iter().enumerate() {
+        assert_ne!(
+            config,
+            Config { ..base.clone() },
+            "config {i} differs from the tiny one"
+        );
+        let model = Transformer::<f32>::new(
+            &config,
+            task.vocab.len(),
+            &mut StdRng::seed_from_u64(i as u64),
+        )
+        .expect("a valid config");
+        let run = RunInfo {
+            config: config.clone(),
+            ..info(&task)
+        };
+        let path = dir.join(format!("config-{i}.safetensors"));
+        save_model(&path, &model, &run, 5).unwrap();
+        let (back, back_info, _) = load_model(&path).unwrap();
+        assert_eq!(back_info, run, "config {i}");
+        assert_eq!(bits(&back), bits(&model), "config {i}");
+    }
+    // a trainer saved before its first step resumes with a fresh optimiser
+    let path = saved_model(&dir);
+    let (fresh, _) = load_trainer(&path, 1).expect("a trainer at step 0 loads");
+    assert_eq!((fresh.step, fresh.adam.t), (0, 0));
+}
+
+#[test]
+fn the_size_checks_refuse_exactly_the_sizes_the_file_cannot_hold() {
+    // A file's metadata may claim any sizes; before allocating, the reader checks the model
+    // they make against the values the file holds, or 2^24 if that is more (up to then it
+    // builds the model, so that the missing or misshapen tensor can be named). At exactly
+    // 2^24 the model is built; one more is refused with the size named.
+    let dir = scratch("size-checks");
+    let ckpt = load(&saved_model(&dir)).unwrap();
+    let limit = 1usize << 24;
+    let values: usize = ckpt.tensors.iter().map(|t| t.data.len()).sum();
+    assert!(values < limit && ckpt.tensors.len() < 1024);
+    let attempt = |name: &str, meta: &[(&str, String)]| {
+        let mut c = ckpt.clone();
+        for (k, v) in meta {
+            c.metadata.insert(k.to_string(), v.clone());
+        }
+        let p = dir.join(format!("{name}.safetensors"));
+        save(&p, &c).unwrap();
+        message(load_model(&p).unwrap_err())
+    };
+    let refused = |e: &str, key: &str| e.contains(&format!("metadata {key} does not fit the file"));
+    // vocab x d_model: 2^20 x 16 = 2^24 passes that check (and the whole count then fails)
+    let e = attempt("vocab-at", &[("vocab", (1 << 20).to_string())]);
+    assert!(refused(&e, "sizes") && !refused(&e, "vocab"), "{e}");
+    let e = attempt("vocab-over", &[("vocab", ((1 << 20) + 1).to_string())]);
+    assert!(refused(&e, "vocab"), "{e}");
+    // 1024 layers pass (and the model is built, then a layer's tensors are missing); 1025 not
+    let e = attempt("layers-at", &[("n_layers", "1024".to_string())]);
+    assert!(
+        e.contains("encoder.layers.1.") && !refused(&e, "n_layers"),
+        "{e}"
+    );
+    let e = attempt("layers-over", &[("n_layers", "1025".to_string())]);
+    assert!(refused(&e, "n_layers"), "{e}");
+    // the whole count at exactly 2^24: built, and then the embedding's shape is wrong
+    let config = tiny_config();
+    let vocab = (limit - config.param_counts(0).total) / config.d_model;
+    assert_eq!(
+        config.param_counts(vocab).total,
+        limit,
+        "the count lands on 2^24"
+    );
+    let e = attempt("count-at", &[("vocab", vocab.to_string())]);
+    assert!(e.contains("embedding") && !refused(&e, "sizes"), "{e}");
+    let e = attempt("count-over", &[("vocab", (vocab + 1).to_string())]);
+    assert!(refused(&e, "sizes"), "{e}");
+    // learned positions add max_len x d_model to the products checked
+    let learned = [("positional", "learned".to_string())];
+    let e = attempt(
+        "positions-over",
+        &[learned[0].clone(), ("max_len", ((1 << 20) + 1).to_string())],
+    );
+    assert!(refused(&e, "max_len"), "{e}");
+}
+
+#[test]
 fn the_learning_rate_is_eq3_times_lr_scale() {
     // d_model 16, warmup 4: Eq. 3 peaks at step 4 with (16 * 4)^-0.5 = 1/8, and is 1/32 at
     // step 1 (16^-0.5 * 1 * 4^-1.5 = 1/4 * 1/8).
