@@ -116,7 +116,9 @@ for g in "${groups[@]}"; do
         echo "== $name: the first pass in $out, rechecked" >&2
         rm -rf "$out/recheck" "$out/recheck-without-golden"
     else
-        args=(--in-place --baseline skip --profile release --timeout 300 -o "$out")
+        # A group's own tests take seconds; a mutant that makes them run for minutes has made
+        # something loop (it counts as timed out, not caught).
+        args=(--in-place --baseline skip --profile release --timeout "${FIRST_TIMEOUT:-90}" -o "$out")
         args+=("${file_args[@]}" -C --lib)
         for t in $tests; do args+=(-C "--test=$t"); done
         echo "== $name: $files (tests: $tests)" >&2
