@@ -417,6 +417,7 @@ fn special_tokens_are_the_first_three_ids() {
             (Some(PAD), Some(BOS), Some(EOS))
         );
         assert_eq!(v.decode(&[BOS, 3, PAD, EOS, PAD]), v.word(3));
+        assert!(!v.is_empty() && v.len() > 3, "{name}: {} tokens", v.len());
     }
 }
 
