@@ -13,6 +13,10 @@
 #                                            # pass already under target/mutants/attention
 #   RECHECK_MISSED=1 bash book/runs/mutants.sh attention # after adding tests: run again only
 #                                            # the mutants the last run left alive
+#   ITERATE=1 bash book/runs/mutants.sh training  # go on from an interrupted or earlier first
+#                                            # pass: cargo-mutants --iterate skips what it
+#                                            # caught or found unviable; the log counts every
+#                                            # mutant by its latest outcome over the passes
 #
 # Writes target/mutants/GROUP/mutants.out (under CARGO_TARGET_DIR if set) (cargo-mutants' own
 # output) and one line per group to book/runs/mutants.tsv: group, mutants, caught, missed (after
@@ -116,9 +120,20 @@ for g in "${groups[@]}"; do
         echo "== $name: the first pass in $out, rechecked" >&2
         rm -rf "$out/recheck" "$out/recheck-without-golden"
     else
+        if [ -n "${ITERATE:-}" ] && [ -f "$out/mutants.out/outcomes.json" ]; then
+            # keep the earlier pass's outcomes: this one runs only what that left open
+            mkdir -p "$out/passes"
+            cp "$out/mutants.out/outcomes.json" \
+                "$out/passes/$(find "$out/passes" -name '*.json' | wc -l).json"
+            iterate=(--iterate)
+        else
+            rm -rf "$out/passes"
+            iterate=()
+        fi
         # A group's own tests take seconds; a mutant that makes them run for minutes has made
         # something loop (it counts as timed out, not caught).
-        args=(--in-place --baseline skip --profile release --timeout "${FIRST_TIMEOUT:-90}" -o "$out")
+        args=(--in-place --baseline skip --profile release --timeout "${FIRST_TIMEOUT:-90}" -o "$out"
+            "${iterate[@]}")
         args+=("${file_args[@]}" -C --lib)
         for t in $tests; do args+=(-C "--test=$t"); done
         echo "== $name: $files (tests: $tests)" >&2
@@ -140,12 +155,20 @@ for g in "${groups[@]}"; do
     sed -i "/^$name\t/d" "$summary"
     sed -i "/^$name: /d" "$missed_list"
     sed "s/^/$name: /" "$missed" >> "$missed_list"
-    python3 - "$out/mutants.out/outcomes.json" "$name" "$still_missed" "$commit" "$without" >> "$summary" <<'EOF'
-import json, sys
-d = json.load(open(sys.argv[1]))
-name, still_missed, commit, without = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
-caught = d["caught"] + d["missed"] - still_missed
-print(f"{name}\t{d['total_mutants']}\t{caught}\t{still_missed}\t{d['unviable']}\t{d['timeout']}\t{commit}\t{without}")
+    python3 - "$out" "$name" "$still_missed" "$commit" "$without" >> "$summary" <<'EOF'
+import glob, json, os, sys
+out, name, still_missed, commit, without = sys.argv[1:6]
+# every mutant by its latest outcome: the earlier passes of an ITERATE=1 run, then this one
+passes = sorted(glob.glob(os.path.join(out, "passes", "*.json")),
+                key=lambda p: int(os.path.basename(p)[:-5]))
+latest = {}
+for p in passes + [os.path.join(out, "mutants.out", "outcomes.json")]:
+    for o in json.load(open(p))["outcomes"]:
+        if isinstance(o["scenario"], dict):
+            latest[o["scenario"]["Mutant"]["name"]] = o["summary"]
+count = lambda s: sum(v == s for v in latest.values())
+caught = count("CaughtMutant") + count("MissedMutant") - int(still_missed)
+print(f"{name}\t{len(latest)}\t{caught}\t{still_missed}\t{count('Unviable')}\t{count('Timeout')}\t{commit}\t{without}")
 EOF
     tail -1 "$summary" >&2
 done
