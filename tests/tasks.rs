@@ -162,6 +162,39 @@ fn sequence_lengths_are_roughly_uniform() {
 }
 
 #[test]
+fn translate_noun_phrases_are_mostly_bare_and_have_at_most_two_adjectives() {
+    // The generator draws a noun phrase's adjectives as none (1/2), one (7/20) or two (3/20);
+    // counted over the training sentences, after every determiner. Training drops sentences over
+    // the length limit, repeats and the held-out combinations (adjective and noun), which
+    // leaves a few more bare phrases (52.5 %) than drawn.
+    use aiayn::train::tasks::{ADJECTIVES, SOURCE_DETERMINERS};
+    let t = task("translate");
+    let mut count = [0usize; 4];
+    for p in &t.train {
+        let words: Vec<&str> = t.vocab.decode(&p.src).leak().split(' ').collect();
+        for (i, w) in words.iter().enumerate() {
+            if SOURCE_DETERMINERS.contains(w) {
+                let adjs = words[i + 1..]
+                    .iter()
+                    .take_while(|w| ADJECTIVES.iter().any(|a| a.0 == **w))
+                    .count();
+                count[adjs.min(3)] += 1;
+            }
+        }
+    }
+    let phrases: usize = count.iter().sum();
+    assert!(phrases > 50_000, "{phrases} noun phrases");
+    assert_eq!(count[3], 0, "three adjectives or more");
+    for (k, want) in [(0, 0.5), (1, 0.35), (2, 0.15)] {
+        let got = count[k] as f64 / phrases as f64;
+        assert!(
+            (got - want).abs() < 0.03,
+            "{k} adjectives: {got:.3} of the phrases, not {want}"
+        );
+    }
+}
+
+#[test]
 fn translate_favours_short_sentences_but_has_long_ones() {
     let t = task("translate");
     let mut lens: Vec<usize> = t.train.iter().map(|p| p.src.len()).collect();
@@ -341,6 +374,8 @@ fn translate_rejects_sentences_outside_the_grammar() {
         "a dogs sleep",                                          // "a" is singular
         "some dog sleeps",                                       // "some" is plural
         "the dog see the cat", // the verb disagrees with the subject
+        "the dog sleep",       // an intransitive verb that disagrees with the subject
+        "the dogs that sleeps see the cat", // an intransitive relative clause that disagrees
         "the dogs that sees the cat sleep", // the relative clause disagrees with its noun
         "the dog sees",        // no object
         "the dog sleeps the cat", // an object for an intransitive verb
