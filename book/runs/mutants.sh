@@ -86,6 +86,34 @@ if [ -z "${SKIP_BASELINE:-}" ]; then
     fi
 fi
 
+# The log's line for group $2 from the outcomes under $1: every mutant the code has now
+# (cargo mutants --list), each by its latest outcome over the passes; fails, naming one, if a
+# mutant has no outcome (an interrupted pass).
+tally() {
+    cargo mutants --list "${file_args[@]}" > "$1/listed.txt"
+    python3 - "$@" <<'EOF'
+import glob, json, os, sys
+out, name, still_missed, commit, without = sys.argv[1:6]
+# every mutant by its latest outcome: the earlier passes of an ITERATE=1 run, then this one
+passes = sorted(glob.glob(os.path.join(out, "passes", "*.json")),
+                key=lambda p: int(os.path.basename(p)[:-5]))
+latest = {}
+for p in passes + [os.path.join(out, "mutants.out", "outcomes.json")]:
+    for o in json.load(open(p))["outcomes"]:
+        if isinstance(o["scenario"], dict):
+            latest[o["scenario"]["Mutant"]["name"]] = o["summary"]
+listed = [l for l in open(os.path.join(out, "listed.txt")).read().splitlines() if l]
+untested = [m for m in listed if m not in latest]
+if untested:
+    sys.exit(f"mutants.sh: {name}: {len(untested)} of its {len(listed)} mutants have no outcome "
+             f"(an interrupted pass?), the first: {untested[0]}; go on with ITERATE=1")
+latest = {m: latest[m] for m in listed}  # outcomes of mutants the code no longer has drop out
+count = lambda s: sum(v == s for v in latest.values())
+caught = count("CaughtMutant") + count("MissedMutant") - int(still_missed)
+print(f"{name}\t{len(latest)}\t{caught}\t{still_missed}\t{count('Unviable')}\t{count('Timeout')}\t{commit}\t{without}")
+EOF
+}
+
 # Every test target but the golden fixtures (tests/golden.rs), and the unit tests.
 without_golden=(-C --lib)
 for t in tests/*.rs; do
@@ -139,6 +167,8 @@ for g in "${groups[@]}"; do
         echo "== $name: $files (tests: $tests)" >&2
         cargo mutants "${args[@]}" || true # exit status 2 means "some missed"; read the outcomes
     fi
+    # no recheck of a first pass that did not finish
+    tally "$out" "$name" 0 "$commit" - > /dev/null
 
     # What the group's tests missed is run again: for the math groups first against every test
     # but the golden fixtures (what the invariants catch on their own), then, whatever is still
@@ -151,24 +181,11 @@ for g in "${groups[@]}"; do
     fi
     missed=$(recheck "$out/recheck" "$missed")
     still_missed=$(wc -l < "$missed")
+    row=$(tally "$out" "$name" "$still_missed" "$commit" "$without")
     # a group run again replaces its earlier line and survivors
     sed -i "/^$name\t/d" "$summary"
     sed -i "/^$name: /d" "$missed_list"
     sed "s/^/$name: /" "$missed" >> "$missed_list"
-    python3 - "$out" "$name" "$still_missed" "$commit" "$without" >> "$summary" <<'EOF'
-import glob, json, os, sys
-out, name, still_missed, commit, without = sys.argv[1:6]
-# every mutant by its latest outcome: the earlier passes of an ITERATE=1 run, then this one
-passes = sorted(glob.glob(os.path.join(out, "passes", "*.json")),
-                key=lambda p: int(os.path.basename(p)[:-5]))
-latest = {}
-for p in passes + [os.path.join(out, "mutants.out", "outcomes.json")]:
-    for o in json.load(open(p))["outcomes"]:
-        if isinstance(o["scenario"], dict):
-            latest[o["scenario"]["Mutant"]["name"]] = o["summary"]
-count = lambda s: sum(v == s for v in latest.values())
-caught = count("CaughtMutant") + count("MissedMutant") - int(still_missed)
-print(f"{name}\t{len(latest)}\t{caught}\t{still_missed}\t{count('Unviable')}\t{count('Timeout')}\t{commit}\t{without}")
-EOF
+    echo "$row" >> "$summary"
     tail -1 "$summary" >&2
 done
