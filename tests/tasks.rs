@@ -206,6 +206,10 @@ fn translate_favours_short_sentences_but_has_long_ones() {
         long >= t.train.len() / 50,
         "only {long} sentences of 20 tokens or more"
     );
+    // the limit is inclusive: sentences of exactly TRANSLATE_MAX_LEN tokens are kept
+    use aiayn::train::tasks::TRANSLATE_MAX_LEN;
+    let at_limit = lens.iter().filter(|&&n| n == TRANSLATE_MAX_LEN).count();
+    assert!(at_limit > 0, "no sentence of {TRANSLATE_MAX_LEN} tokens");
 }
 
 #[test]
