@@ -364,6 +364,51 @@ fn the_learning_rate_is_eq3_times_lr_scale() {
 }
 
 #[test]
+fn a_batch_cut_into_chunks_has_the_loss_and_gradients_of_the_batch_in_one_piece() {
+    // Without dropout the chunks only change the order of the sums: 40 pairs are chunks of
+    // 16, 16 and 8, on one thread or two, and give what one stacked pass over all 40 gives.
+    use aiayn::dropout::Dropout;
+    use aiayn::train::trainer::{batch_gradients, chunk_gradients, CHUNK};
+    let task = Task::by_name("reverse", 1).unwrap();
+    let pairs: Vec<usize> = (0..40).collect();
+    assert!(pairs.len() > 2 * CHUNK);
+    let batch = aiayn::train::batch::Batch::from_pairs(&task.train, &pairs);
+    let model = Transformer::<f64>::new(
+        &tiny_config(),
+        task.vocab.len(),
+        &mut StdRng::seed_from_u64(9),
+    )
+    .expect("a valid config");
+    let (whole, whole_loss) = chunk_gradients(
+        &model,
+        &batch,
+        0..batch.len(),
+        0.1,
+        &mut Dropout::new(0.0, 0),
+    );
+    for threads in [1, 2] {
+        let options = TrainOptions {
+            p_drop: 0.0,
+            ..options(threads)
+        };
+        let (chunked, loss) = batch_gradients(&model, &batch, &options, 1);
+        assert!(
+            (loss - whole_loss).abs() <= 1e-12 * whole_loss,
+            "{loss} vs {whole_loss}"
+        );
+        for (a, b) in chunked.params().iter().zip(whole.params()) {
+            for (x, y) in a.data.iter().zip(b.data) {
+                assert!(
+                    (x - y).abs() <= 1e-12 * (1.0 + y.abs()),
+                    "{}: {x} vs {y}",
+                    a.name
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn a_step_moves_every_parameter_against_the_gradient_of_the_mean_loss_it_reports() {
     // Adam's first step moves a parameter by -lr g / (|g| + eps) (m_hat = g and v_hat = g^2
     // after one step); with eps = 1 that is invertible, g = u / (1 - |u|) with u = -delta / lr.
