@@ -364,6 +364,42 @@ fn the_learning_rate_is_eq3_times_lr_scale() {
 }
 
 #[test]
+fn dropout_seeds_are_distinct_and_look_independent_across_seeds_steps_and_chunks() {
+    // Every (seed, step, chunk) gets its own dropout stream: no two seeds in a grid of 2,000
+    // coincide, each of the 64 bits is set in about half of them, and the seeds of neighbouring
+    // chunks differ in about half their bits (a mixer that leaves structure behind fails one of
+    // the three).
+    use aiayn::train::trainer::dropout_seed;
+    let mut seeds = Vec::new();
+    let mut flips = Vec::new();
+    for seed in 0..5u64 {
+        for step in 1..=50 {
+            for chunk in 0..8 {
+                let z = dropout_seed(seed, step, chunk);
+                seeds.push(z);
+                flips.push((z ^ dropout_seed(seed, step, chunk + 1)).count_ones());
+            }
+        }
+    }
+    let mut distinct = seeds.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), seeds.len(), "seeds coincide");
+    for bit in 0..64 {
+        let set = seeds.iter().filter(|z| *z >> bit & 1 == 1).count() as f64 / seeds.len() as f64;
+        assert!(
+            (0.43..0.57).contains(&set),
+            "bit {bit} is set in {set:.3} of the seeds"
+        );
+    }
+    let mean = flips.iter().sum::<u32>() as f64 / flips.len() as f64;
+    assert!(
+        (30.0..34.0).contains(&mean),
+        "neighbouring chunks differ in {mean:.1} bits"
+    );
+}
+
+#[test]
 fn a_batch_cut_into_chunks_has_the_loss_and_gradients_of_the_batch_in_one_piece() {
     // Without dropout the chunks only change the order of the sums: 40 pairs are chunks of
     // 16, 16 and 8, on one thread or two, and give what one stacked pass over all 40 gives.
