@@ -400,6 +400,41 @@ fn dropout_seeds_are_distinct_and_look_independent_across_seeds_steps_and_chunks
 }
 
 #[test]
+fn parallel_map_keeps_the_order_and_uses_the_threads_it_is_given() {
+    // One thread (or one item) runs on the caller's thread; more run on that many spawned
+    // threads (never more than the items), and the results come back in order either way.
+    use aiayn::train::trainer::parallel_map;
+    use std::thread::{current, ThreadId};
+    let caller = current().id();
+    let run = |n: usize, threads: usize| -> (Vec<usize>, Vec<ThreadId>) {
+        let out = parallel_map(n, threads, |i| (i * i, current().id()));
+        (
+            out.iter().map(|o| o.0).collect(),
+            out.iter().map(|o| o.1).collect(),
+        )
+    };
+    for (n, threads) in [(50, 1), (50, 0), (1, 4), (0, 3)] {
+        let (squares, ids) = run(n, threads);
+        assert_eq!(squares, (0..n).map(|i| i * i).collect::<Vec<_>>());
+        assert!(
+            ids.iter().all(|&id| id == caller),
+            "n {n}, {threads} threads"
+        );
+    }
+    for (n, threads) in [(50, 2), (2, 3), (7, 7)] {
+        let (squares, mut ids) = run(n, threads);
+        assert_eq!(squares, (0..n).map(|i| i * i).collect::<Vec<_>>());
+        assert!(
+            ids.iter().all(|&id| id != caller),
+            "n {n}, {threads} threads"
+        );
+        ids.sort_by_key(|id| format!("{id:?}"));
+        ids.dedup();
+        assert!(ids.len() <= threads.min(n), "n {n}: {} threads", ids.len());
+    }
+}
+
+#[test]
 fn a_batch_cut_into_chunks_has_the_loss_and_gradients_of_the_batch_in_one_piece() {
     // Without dropout the chunks only change the order of the sums: 40 pairs are chunks of
     // 16, 16 and 8, on one thread or two, and give what one stacked pass over all 40 gives.
