@@ -435,6 +435,41 @@ fn parallel_map_keeps_the_order_and_uses_the_threads_it_is_given() {
 }
 
 #[test]
+fn a_batch_stream_goes_through_every_pair_once_per_epoch_in_a_new_order_each_time() {
+    let task = Task::by_name("copy", 1).unwrap();
+    let pairs = &task.train[..30];
+    let mut stream = BatchStream::new(pairs, 60, 4);
+    let mut epochs: Vec<Vec<Vec<usize>>> = vec![Vec::new()];
+    let mut seen = 0;
+    while epochs.len() < 4 {
+        let indices = stream.next_batch().indices.clone();
+        match stream.epoch() as usize {
+            e if e == epochs.len() - 1 => {}
+            e if e == epochs.len() => epochs.push(Vec::new()),
+            e => panic!("epoch {e} after epoch {}", epochs.len() - 1),
+        }
+        epochs.last_mut().unwrap().push(indices);
+        seen += 1;
+        assert!(seen < 1000, "the epochs never end");
+    }
+    epochs.pop(); // the first batch of epoch 3
+    for (e, batches) in epochs.iter().enumerate() {
+        let mut all: Vec<usize> = batches.iter().flatten().copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..30).collect::<Vec<_>>(), "epoch {e}");
+        assert!(batches.len() > 2, "epoch {e}: {} batches", batches.len());
+    }
+    assert!(epochs[0] != epochs[1] && epochs[1] != epochs[2] && epochs[0] != epochs[2]);
+    // a stream that skips to any step gives that step's batch
+    for k in [0, 5, epochs[0].len(), epochs[0].len() + 1] {
+        let mut again = BatchStream::new(pairs, 60, 4);
+        again.skip(k);
+        let flat: Vec<&Vec<usize>> = epochs.iter().flatten().collect();
+        assert_eq!(&again.next_batch().indices, flat[k], "after {k} batches");
+    }
+}
+
+#[test]
 fn a_batch_cut_into_chunks_has_the_loss_and_gradients_of_the_batch_in_one_piece() {
     // Without dropout the chunks only change the order of the sums: 40 pairs are chunks of
     // 16, 16 and 8, on one thread or two, and give what one stacked pass over all 40 gives.
