@@ -252,7 +252,7 @@ impl<'a> BatchStream<'a> {
         self.next = 0;
     }
 
-    /// The epoch the next batch belongs to, from 0.
+    /// The epoch of the batch returned last, from 0 (0 before the first batch too).
     pub fn epoch(&self) -> u64 {
         self.epoch
     }
