@@ -108,6 +108,9 @@ if untested:
     sys.exit(f"mutants.sh: {name}: {len(untested)} of its {len(listed)} mutants have no outcome "
              f"(an interrupted pass?), the first: {untested[0]}; go on with ITERATE=1")
 latest = {m: latest[m] for m in listed}  # outcomes of mutants the code no longer has drop out
+# what the rechecks start from: every mutant whose latest outcome is a miss, whichever pass
+with open(os.path.join(out, "latest-missed.txt"), "w") as f:
+    f.writelines(m + "\n" for m, v in latest.items() if v == "MissedMutant")
 count = lambda s: sum(v == s for v in latest.values())
 caught = count("CaughtMutant") + count("MissedMutant") - int(still_missed)
 print(f"{name}\t{len(latest)}\t{caught}\t{still_missed}\t{count('Unviable')}\t{count('Timeout')}\t{commit}\t{without}")
@@ -167,8 +170,12 @@ for g in "${groups[@]}"; do
         echo "== $name: $files (tests: $tests)" >&2
         cargo mutants "${args[@]}" || true # exit status 2 means "some missed"; read the outcomes
     fi
-    # no recheck of a first pass that did not finish
+    # no recheck of a first pass that did not finish; after an ITERATE=1 pass, the misses of
+    # every pass (latest outcome) are rechecked, not only this pass's
     tally "$out" "$name" 0 "$commit" - > /dev/null
+    if [ -z "${RECHECK_MISSED:-}" ]; then
+        first_missed=$out/latest-missed.txt
+    fi
 
     # What the group's tests missed is run again: for the math groups first against every test
     # but the golden fixtures (what the invariants catch on their own), then, whatever is still
