@@ -171,7 +171,8 @@ fn translate_noun_phrases_are_mostly_bare_and_have_at_most_two_adjectives() {
     let t = task("translate");
     let mut count = [0usize; 4];
     for p in &t.train {
-        let words: Vec<&str> = t.vocab.decode(&p.src).leak().split(' ').collect();
+        let text = t.vocab.decode(&p.src);
+        let words: Vec<&str> = text.split(' ').collect();
         for (i, w) in words.iter().enumerate() {
             if SOURCE_DETERMINERS.contains(w) {
                 let adjs = words[i + 1..]

@@ -331,10 +331,12 @@ fn the_size_checks_refuse_exactly_the_sizes_the_file_cannot_hold() {
     let e = attempt("count-over", &[("vocab", (vocab + 1).to_string())]);
     assert!(refused(&e, "sizes"), "{e}");
     // learned positions add max_len x d_model to the products checked
-    let learned = [("positional", "learned".to_string())];
     let e = attempt(
         "positions-over",
-        &[learned[0].clone(), ("max_len", ((1 << 20) + 1).to_string())],
+        &[
+            ("positional", "learned".to_string()),
+            ("max_len", ((1 << 20) + 1).to_string()),
+        ],
     );
     assert!(refused(&e, "max_len"), "{e}");
 }
@@ -457,10 +459,10 @@ fn a_batch_stream_goes_through_every_pair_once_per_epoch_in_a_new_order_each_tim
     }
     assert!(epochs[0] != epochs[1] && epochs[1] != epochs[2] && epochs[0] != epochs[2]);
     // a stream that skips to any step gives that step's batch
+    let flat: Vec<&Vec<usize>> = epochs.iter().flatten().collect();
     for k in [0, 5, epochs[0].len(), epochs[0].len() + 1] {
         let mut again = BatchStream::new(pairs, 60, 4);
         again.skip(k);
-        let flat: Vec<&Vec<usize>> = epochs.iter().flatten().collect();
         assert_eq!(&again.next_batch().indices, flat[k], "after {k} batches");
     }
 }
@@ -517,7 +519,7 @@ fn a_step_moves_every_parameter_against_the_gradient_of_the_mean_loss_it_reports
     // The gradient read back from the step must be the central difference of the loss the
     // step reports (label-smoothed, per real target token, no dropout), coordinate by
     // coordinate, in every kind of tensor. A gradient summed instead of averaged over the
-    // tokens, or a loss that is not the one descended, is off by the batch's 40-odd tokens.
+    // tokens is off by a factor of the batch's token count (over 20 here).
     let task = Task::by_name("copy", 1).unwrap();
     let batch = aiayn::train::batch::Batch::from_pairs(&task.train, &[0, 1, 2, 3, 4]);
     let model = Transformer::<f64>::new(
