@@ -133,7 +133,9 @@ for g in "${groups[@]}"; do
     mkdir -p "$out"
     file_args=()
     for f in $files; do file_args+=(-f "$f"); done
-    first_missed=$out/mutants.out/missed.txt
+    # the rechecks start from every mutant whose latest outcome over the passes is a miss
+    # (written by tally below), after an ITERATE=1 pass too, not only this pass's misses
+    first_missed=$out/latest-missed.txt
     if [ -n "${RECHECK_MISSED:-}" ] && [ -f "$out/mutants.out/outcomes.json" ]; then
         # RECHECK_MISSED=1, after new tests: only the mutants the last run of this group left
         # alive at its first recheck are run again. Tests are only ever added, so what was
@@ -170,12 +172,8 @@ for g in "${groups[@]}"; do
         echo "== $name: $files (tests: $tests)" >&2
         cargo mutants "${args[@]}" || true # exit status 2 means "some missed"; read the outcomes
     fi
-    # no recheck of a first pass that did not finish; after an ITERATE=1 pass, the misses of
-    # every pass (latest outcome) are rechecked, not only this pass's
+    # no recheck of a first pass that did not finish
     tally "$out" "$name" 0 "$commit" - > /dev/null
-    if [ -z "${RECHECK_MISSED:-}" ]; then
-        first_missed=$out/latest-missed.txt
-    fi
 
     # What the group's tests missed is run again: for the math groups first against every test
     # but the golden fixtures (what the invariants catch on their own), then, whatever is still
