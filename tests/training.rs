@@ -362,6 +362,44 @@ fn the_learning_rate_is_eq3_times_lr_scale() {
 }
 
 #[test]
+fn dropout_seed_mixes_with_the_splitmix64_output_function() {
+    // The mixing is SplitMix64's output function (Steele, Lea and Flood 2014; Vigna's
+    // splitmix64.c), whose k-th output from state s is mix(s + k * 0x9E3779B97F4A7C15).
+    // dropout_seed(s, 0, 0) is mix(s) and dropout_seed(0, k, 0) is mix(k * 0x9E37...), so both
+    // published reference sequences come out of it: the first five outputs for the seed 1234567
+    // (Rosetta Code, "Pseudo-random numbers/Splitmix64") and for the seed 0.
+    use aiayn::train::trainer::dropout_seed;
+    const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+    let seed_1234567: [u64; 5] = [
+        6457827717110365317,
+        3203168211198807973,
+        9817491932198370423,
+        4593380528125082431,
+        16408922859458223821,
+    ];
+    let seed_0: [u64; 5] = [
+        0xE220_A839_7B1D_CDAF,
+        0x6E78_9E6A_A1B9_65F4,
+        0x06C4_5D18_8009_454F,
+        0xF88B_B8A8_724C_81EC,
+        0x1B39_896A_51A8_749B,
+    ];
+    for k in 1..=5u64 {
+        let state = 1234567u64.wrapping_add(k.wrapping_mul(GAMMA));
+        assert_eq!(
+            dropout_seed(state, 0, 0),
+            seed_1234567[k as usize - 1],
+            "output {k}, seed 1234567"
+        );
+        assert_eq!(
+            dropout_seed(0, k as usize, 0),
+            seed_0[k as usize - 1],
+            "output {k}, seed 0"
+        );
+    }
+}
+
+#[test]
 fn dropout_seeds_are_distinct_and_look_independent_across_seeds_steps_and_chunks() {
     // Every (seed, step, chunk) gets its own dropout stream: no two seeds in a grid of 2,000
     // coincide, each of the 64 bits is set in about half of them, and the seeds of neighbouring

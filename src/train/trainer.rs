@@ -181,7 +181,7 @@ pub fn chunk_gradients<T: RealField + Copy>(
 
 /// The dropout seed of one chunk of one step: distinct for every (seed, step, chunk).
 pub fn dropout_seed(seed: u64, step: usize, row: usize) -> u64 {
-    // splitmix64-style mixing of the three numbers
+    // the three numbers combined, then SplitMix64's output function (its mix of one state)
     let mut z = seed
         ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
         ^ (row as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
