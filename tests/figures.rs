@@ -4,11 +4,24 @@
 //! circle or at the label it points to, and the cells of a heatmap never cover each other
 //! (beyond the 0.3 px by which a colour bar's strips overlap so that no seam shows).
 //!
-//! The heatmaps are also read back as a reader reads them, by the figure's own legend and tick
-//! labels alone: the positional-encoding heatmap gives PE(pos, j) in every cell, within the
-//! legend's resolution; each row of the untrained attention heatmap (by its printed numbers)
-//! and of the trained model's maps (by their colours on the weight legend) sums to one; and the
-//! masked decoder self-attention shows no weight on a later position. The causal-mask figure's
+//! The figures are also read back as a reader reads them, by their own legend and tick labels
+//! alone. Each plot's axes are fitted through their tick labels (linear or logarithmic, every
+//! tick within 0.75 px of the fit, so a mislabelled tick fails), each series is found by the
+//! colour and kind of its legend swatch, and every drawn point must lie within a pixel of its
+//! data: the positional-encoding curves are the columns of `sinusoidal` their legend names; the
+//! learning-rate curves are Eq. 3 (`lrate`) for the d_model and warmup of their entries; the
+//! label-smoothing bars are `smoothed_targets` for the target, vocabulary and eps of the title;
+//! the training curves are the loss and held-out columns of `book/runs/copy.csv` and
+//! `translate.csv`; the layer timings are `book/runs/table1.json`. The two measured figures are
+//! held to their own claims within their sampling error: the sample variance of q · k reads as
+//! d_k (and 1 once scaled), and the largest softmax weight, with and without the scale, as the
+//! same experiment run independently through the library.
+//!
+//! The heatmaps are read the same way, by their colours on their own legend: the
+//! positional-encoding heatmap gives PE(pos, j) in every cell, within the legend's resolution;
+//! each row of the untrained attention heatmap (by its printed numbers) and of the trained
+//! model's maps (by their colours on the weight legend) sums to one; and the masked decoder
+//! self-attention shows no weight on a later position. The causal-mask figure's
 //! three panels agree with each other (symmetric scores, -inf exactly after the diagonal,
 //! weights that are the softmax of the printed row), and every number printed on a coloured
 //! cell has at least WCAG's 3:1 contrast with it.
@@ -19,9 +32,15 @@
 //! still touch its neighbour in a browser (`book/check-rendered.sh` looks at the page itself),
 //! but one it refuses does overlap.
 
+use aiayn::attention::scaled_dot_product_attention;
 use aiayn::book::figures;
 use aiayn::positional::sinusoidal;
+use aiayn::softmax::softmax_rows;
+use aiayn::train::label_smoothing::{smoothed_targets, Spread};
+use aiayn::train::schedule::lrate;
 use nalgebra::DMatrix;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 /// A convex polygon, corners in order.
 type Poly = Vec<(f64, f64)>;
@@ -34,6 +53,10 @@ struct Label {
     /// Where it is anchored (before any rotation).
     at: (f64, f64),
     rotated: bool,
+    /// The height it stands for beside a vertical axis: plotters centres a tick label on its
+    /// tick (dy = 0.5ex); any other label is taken at the middle of a digit, 0.35 of the font
+    /// size above the baseline.
+    centre: f64,
     /// Its colour.
     fill: String,
 }
@@ -91,10 +114,30 @@ struct Drawing {
     cells: Vec<Rect>,
     cell_fills: Vec<String>,
     circles: Vec<(f64, f64, f64)>,
+    /// Every polyline, circle and triangle, with its colour: what a plot draws its data with.
+    marks: Vec<Mark>,
     /// Every point of every line, polyline and polygon.
     points: Vec<(f64, f64)>,
     /// The tip of every arrowhead (a triangle right after a polyline ending there).
     arrow_tips: Vec<(f64, f64)>,
+}
+
+/// What a plotted series is drawn with.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Line,
+    Dot,
+    Triangle,
+}
+
+/// A polyline, a circle or a triangle: its colour (a line's stroke, a marker's fill, with an
+/// opacity other than 1 appended as in `#000000/0.5`) and its points (a marker's one point is
+/// its centre).
+#[derive(Debug)]
+struct Mark {
+    kind: Kind,
+    colour: String,
+    points: Vec<(f64, f64)>,
 }
 
 /// The value of `name="..."` in one tag.
@@ -112,6 +155,15 @@ fn num(tag: &str, name: &str) -> f64 {
         .unwrap_or_else(|_| panic!("{name}={v:?} in {tag}"))
 }
 
+/// The colour `name` (stroke or fill) of a tag, with its opacity unless that is 1.
+fn paint(tag: &str, name: &str) -> String {
+    let colour = attr(tag, name).unwrap_or("none");
+    match attr(tag, "opacity") {
+        Some(o) if o != "1" => format!("{colour}/{o}"),
+        _ => colour.to_string(),
+    }
+}
+
 fn point_list(s: &str) -> Vec<(f64, f64)> {
     s.split_whitespace()
         .map(|p| {
@@ -126,6 +178,7 @@ fn unescape(s: &str) -> String {
         .replace("&gt;", ">")
         .replace("&quot;", "\"")
         .replace("&#39;", "'")
+        .replace("&apos;", "'")
         .replace("&amp;", "&")
 }
 
@@ -162,6 +215,10 @@ fn label(tag: &str, content: &str) -> Label {
         Some("-0.5ex") => y - 0.25 * size,
         Some(other) => panic!("dy {other:?} in {tag}"),
     };
+    let centre = match attr(tag, "dy") {
+        Some("0.5ex") => y,
+        _ => baseline - 0.35 * size,
+    };
     let (top, bottom) = (baseline - 0.7 * size, baseline + 0.15 * size);
     let mut poly = vec![
         (left, top),
@@ -195,6 +252,7 @@ fn label(tag: &str, content: &str) -> Label {
         poly,
         at: (x, y),
         rotated,
+        centre,
         fill: attr(tag, "fill").unwrap_or("#000000").to_string(),
     }
 }
@@ -278,6 +336,11 @@ fn read(svg: &str) -> Drawing {
                 let (cx, cy, r) = (num(tag, "cx"), num(tag, "cy"), num(tag, "r"));
                 d.points.extend([(cx - r, cy - r), (cx + r, cy + r)]);
                 d.circles.push((cx, cy, r));
+                d.marks.push(Mark {
+                    kind: Kind::Dot,
+                    colour: paint(tag, "fill"),
+                    points: vec![(cx, cy)],
+                });
             }
             "line" => {
                 d.points.push((num(tag, "x1"), num(tag, "y1")));
@@ -286,12 +349,27 @@ fn read(svg: &str) -> Drawing {
             "polyline" => {
                 let p = point_list(attr(tag, "points").unwrap());
                 last_polyline_end = p.last().copied();
-                d.points.extend(p);
+                d.points.extend(&p);
+                d.marks.push(Mark {
+                    kind: Kind::Line,
+                    colour: paint(tag, "stroke"),
+                    points: p,
+                });
             }
             "polygon" => {
                 let p = point_list(attr(tag, "points").unwrap());
                 if p.len() == 3 && last_polyline_end == p.first().copied() {
                     d.arrow_tips.push(p[0]);
+                }
+                if p.len() == 3 {
+                    let centroid = p
+                        .iter()
+                        .fold((0.0, 0.0), |c, q| (c.0 + q.0 / 3.0, c.1 + q.1 / 3.0));
+                    d.marks.push(Mark {
+                        kind: Kind::Triangle,
+                        colour: paint(tag, "fill"),
+                        points: vec![centroid],
+                    });
                 }
                 d.points.extend(p);
             }
@@ -536,11 +614,18 @@ impl Legend {
     }
 }
 
-/// The labels that are numbers, with their values.
+/// The labels that are numbers, with their values (`5k` is 5000).
 fn numbers(d: &Drawing) -> Vec<(&Label, f64)> {
     d.labels
         .iter()
-        .filter_map(|l| l.text.replace('−', "-").parse().ok().map(|v| (l, v)))
+        .filter_map(|l| {
+            let text = l.text.replace('−', "-");
+            let value = match text.strip_suffix('k') {
+                Some(thousands) => thousands.parse::<f64>().ok().map(|v| v * 1e3),
+                None => text.parse().ok(),
+            };
+            value.map(|v| (l, v))
+        })
         .collect()
 }
 
@@ -900,4 +985,810 @@ fn the_causal_mask_figure_is_consistent_from_scores_to_weights() {
             "row {i} sums to {sum}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading a plot back, as a reader does: each axis from its own tick labels alone, each series
+// by its legend entry (the entry's swatch has the series' kind and colour), and every drawn
+// point compared with the data the figure claims to show, taken from the library or from the
+// committed run it plots, never from the figure's code.
+
+/// How far, in pixels, a tick label may sit from the straight line (or logarithmic curve)
+/// fitted through all the ticks of its axis. plotters puts every tick on a whole pixel, which
+/// moves it by less than a pixel, and the least-squares line runs through the middle of those
+/// moves; a tick labelled with a wrong value sits a whole tick spacing off.
+const TICK_FIT: f64 = 0.75;
+
+/// How far, in pixels along each axis, a drawn point may sit from where its data belongs.
+/// plotters rounds every coordinate to a whole pixel, a tick's the same way as a point's, so
+/// both sit within the same pixel-wide band around the exact position, and the line fitted
+/// through the ticks stays inside that band: a point lies less than a pixel from it. Comparing
+/// in pixels is comparing in data units with a pixel's worth of data as the tolerance; each
+/// test says what that is.
+const PX: f64 = 1.0;
+
+/// One axis, read from its tick labels: the value v is drawn at pixel `at + per * t(v)`, where
+/// t(v) is v on a linear axis and ln v on a logarithmic one.
+#[derive(Clone, Copy, Debug)]
+struct Axis {
+    log: bool,
+    at: f64,
+    per: f64,
+    /// The smallest and largest tick value.
+    lo: f64,
+    hi: f64,
+}
+
+impl Axis {
+    /// The axis through `ticks` (pixel, value): a linear one if the ticks lie on a line, else a
+    /// logarithmic one if they lie on that, each to within `TICK_FIT`.
+    ///
+    /// # Panics
+    /// If fewer than three ticks are given or they fit neither scale: a tick is mislabelled.
+    fn from_ticks(ticks: &[(f64, f64)], what: &str) -> Axis {
+        assert!(ticks.len() >= 3, "{what}: only {} ticks", ticks.len());
+        let (lo, hi) = ticks
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), t| {
+                (a.min(t.1), b.max(t.1))
+            });
+        let fit = |log: bool| {
+            let t = |v: f64| if log { v.ln() } else { v };
+            let n = ticks.len() as f64;
+            let (mt, mp) = ticks
+                .iter()
+                .fold((0.0, 0.0), |(a, b), &(p, v)| (a + t(v) / n, b + p / n));
+            let (sxy, sxx) = ticks.iter().fold((0.0, 0.0), |(a, b), &(p, v)| {
+                (a + (t(v) - mt) * (p - mp), b + (t(v) - mt).powi(2))
+            });
+            let per = sxy / sxx;
+            let axis = Axis {
+                log,
+                at: mp - per * mt,
+                per,
+                lo,
+                hi,
+            };
+            let worst = ticks
+                .iter()
+                .map(|&(p, v)| (axis.pixel(v) - p).abs())
+                .fold(0.0, f64::max);
+            (axis, worst)
+        };
+        let (linear, off) = fit(false);
+        if off <= TICK_FIT {
+            return linear;
+        }
+        if lo > 0.0 {
+            let (log, off_log) = fit(true);
+            if off_log <= TICK_FIT {
+                return log;
+            }
+        }
+        panic!("{what}: the ticks {ticks:?} are on no linear or logarithmic scale ({off:.2} px off a line)")
+    }
+
+    fn pixel(&self, v: f64) -> f64 {
+        self.at + self.per * if self.log { v.ln() } else { v }
+    }
+
+    fn value(&self, p: f64) -> f64 {
+        let t = (p - self.at) / self.per;
+        if self.log {
+            t.exp()
+        } else {
+            t
+        }
+    }
+
+    /// Data units per pixel at v (on a logarithmic axis, a fraction of v).
+    fn resolution(&self, v: f64) -> f64 {
+        (self.value(self.pixel(v) + 1.0) - v).abs()
+    }
+}
+
+/// One plotted panel: its axes, and the band of heights it spans (its x tick labels are its
+/// lower edge).
+struct Chart {
+    x: Axis,
+    y: Axis,
+    band: (f64, f64),
+}
+
+impl Chart {
+    /// None if the drawn point `p` is within `PX` of where `want` belongs along both axes, else
+    /// what it reads instead.
+    fn miss(&self, p: (f64, f64), want: (f64, f64)) -> Option<String> {
+        let dx = (self.x.pixel(want.0) - p.0).abs();
+        let dy = (self.y.pixel(want.1) - p.1).abs();
+        (dx > PX || dy > PX).then(|| {
+            format!(
+                "the point at {p:?} reads ({:.5}, {:.5}), the data is ({:.5}, {:.5})",
+                self.x.value(p.0),
+                self.y.value(p.1),
+                want.0,
+                want.1
+            )
+        })
+    }
+}
+
+/// The panels of a plotters figure, top to bottom. The tick labels under a panel share the
+/// height of their anchor, those beside it the x of theirs (a column may run past several
+/// panels: each panel takes the labels between its own row and the row above).
+fn charts(d: &Drawing) -> Vec<Chart> {
+    let nums: Vec<(&Label, f64)> = numbers(d).into_iter().filter(|(l, _)| !l.rotated).collect();
+    let shared = |key: fn(&Label) -> f64| -> Vec<f64> {
+        let mut keys: Vec<f64> = nums.iter().map(|(l, _)| key(l)).collect();
+        keys.sort_by(f64::total_cmp);
+        keys.dedup();
+        keys.retain(|&k| nums.iter().filter(|(l, _)| key(l) == k).count() >= 3);
+        keys
+    };
+    let (rows, columns) = (shared(|l| l.at.1), shared(|l| l.at.0));
+    let mut above = 0.0;
+    rows.iter()
+        .map(|&row| {
+            let x: Vec<(f64, f64)> = nums
+                .iter()
+                .filter(|(l, _)| l.at.1 == row)
+                .map(|(l, v)| (l.at.0, *v))
+                .collect();
+            let y: Vec<(f64, f64)> = nums
+                .iter()
+                .filter(|(l, _)| columns.contains(&l.at.0) && l.at.1 > above && l.at.1 < row)
+                .map(|(l, v)| (l.centre, *v))
+                .collect();
+            let band = (above, row);
+            above = row;
+            Chart {
+                x: Axis::from_ticks(&x, &format!("the x axis above {row}")),
+                y: Axis::from_ticks(&y, &format!("the y axis above {row}")),
+                band,
+            }
+        })
+        .collect()
+}
+
+/// One legend entry: its text and the kind and colour of the swatch beside it.
+#[derive(Debug)]
+struct Entry {
+    text: String,
+    kind: Kind,
+    colour: String,
+}
+
+impl Drawing {
+    /// The legend frames: the outlined rectangles of a plotters figure.
+    fn frames(&self) -> impl Iterator<Item = &Rect> {
+        self.rects
+            .iter()
+            .zip(&self.boxed)
+            .filter_map(|(r, &b)| b.then_some(r))
+    }
+
+    fn in_a_frame(&self, m: &Mark) -> bool {
+        self.frames()
+            .any(|f| m.points.iter().all(|&p| f.contains(p, 0.0)))
+    }
+
+    /// Each label in a legend frame with the one mark in the frame level with it and left of
+    /// it.
+    fn legend(&self) -> Vec<Entry> {
+        let mut entries = Vec::new();
+        for frame in self.frames() {
+            for l in self.labels.iter().filter(|l| frame.contains(l.at, 0.0)) {
+                let swatches: Vec<&Mark> = self
+                    .marks
+                    .iter()
+                    .filter(|m| m.points.iter().all(|&p| frame.contains(p, 0.0)))
+                    .filter(|m| {
+                        let (x, y) = m.points[m.points.len() - 1];
+                        (y - l.centre).abs() <= 3.0 && x < l.at.0
+                    })
+                    .collect();
+                let [swatch] = swatches[..] else {
+                    panic!("legend entry {:?} has {} swatches", l.text, swatches.len())
+                };
+                entries.push(Entry {
+                    text: l.text.clone(),
+                    kind: swatch.kind,
+                    colour: swatch.colour.clone(),
+                });
+            }
+        }
+        entries
+    }
+
+    /// The marks of one kind and colour within a panel, its legend's swatches left out.
+    fn series(&self, kind: Kind, colour: &str, chart: &Chart) -> Vec<&Mark> {
+        let (top, bottom) = chart.band;
+        self.marks
+            .iter()
+            .filter(|m| m.kind == kind && m.colour == colour && !self.in_a_frame(m))
+            .filter(|m| m.points.iter().all(|p| p.1 > top && p.1 < bottom))
+            .collect()
+    }
+
+    /// The one series an entry names, as one list of points.
+    fn points_of(&self, e: &Entry, chart: &Chart) -> Vec<(f64, f64)> {
+        let marks = self.series(e.kind, &e.colour, chart);
+        if e.kind == Kind::Line {
+            assert_eq!(marks.len(), 1, "{:?}: {} lines", e.text, marks.len());
+        }
+        marks
+            .iter()
+            .flat_map(|m| m.points.iter().copied())
+            .collect()
+    }
+
+    /// The points of an entry's line, and then its dots, each compared in order with `data`:
+    /// the misses.
+    ///
+    /// # Panics
+    /// If the line or the dots are not one for each datum.
+    fn misses_in_order(&self, e: &Entry, chart: &Chart, data: &[(f64, f64)]) -> Vec<String> {
+        let line = self.points_of(e, chart);
+        let dots = self.series(Kind::Dot, &e.colour, chart);
+        assert_eq!(line.len(), data.len(), "{}: a point per datum", e.text);
+        assert_eq!(dots.len(), data.len(), "{}: a dot per datum", e.text);
+        let dots = dots.iter().map(|m| m.points[0]);
+        line.into_iter()
+            .zip(data)
+            .chain(dots.zip(data))
+            .filter_map(|(p, &want)| chart.miss(p, want).map(|m| format!("{}: {m}", e.text)))
+            .collect()
+    }
+
+    /// The text of the one label containing `part`.
+    fn text_with(&self, part: &str) -> &str {
+        let found: Vec<&Label> = self
+            .labels
+            .iter()
+            .filter(|l| l.text.contains(part))
+            .collect();
+        let [l] = found[..] else {
+            panic!("{} labels contain {part:?}", found.len())
+        };
+        &l.text
+    }
+}
+
+/// The figure drawn, its panels and its legend.
+fn plotted(name: &str) -> (Drawing, Vec<Chart>, Vec<Entry>) {
+    let d = figure(name);
+    let charts = charts(&d);
+    let legend = d.legend();
+    (d, charts, legend)
+}
+
+/// A figure of one panel: the figure drawn, its panel and its legend.
+fn plotted_alone(name: &str) -> (Drawing, Chart, Vec<Entry>) {
+    let (d, mut charts, legend) = plotted(name);
+    assert_eq!(charts.len(), 1, "{name}: {} panels", charts.len());
+    (d, charts.remove(0), legend)
+}
+
+/// The number written right after `key` in `text`.
+fn number_after(text: &str, key: &str) -> f64 {
+    let at = text
+        .find(key)
+        .unwrap_or_else(|| panic!("no {key:?} in {text:?}"))
+        + key.len();
+    let rest = &text[at..];
+    let end = rest
+        .char_indices()
+        .find(|&(i, c)| !(c.is_ascii_digit() || c == '.' || (c == '-' && i == 0)))
+        .map_or(rest.len(), |(i, _)| i);
+    let number = rest[..end].trim_end_matches('.');
+    number
+        .parse()
+        .unwrap_or_else(|_| panic!("{number:?} after {key:?} in {text:?}"))
+}
+
+/// The number written right before `key` in `text`.
+fn number_before(text: &str, key: &str) -> f64 {
+    let head = text[..text
+        .find(key)
+        .unwrap_or_else(|| panic!("no {key:?} in {text:?}"))]
+        .trim_end();
+    let start = head
+        .rfind(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map_or(0, |i| i + 1);
+    head[start..]
+        .parse()
+        .unwrap_or_else(|_| panic!("{:?} before {key:?} in {text:?}", &head[start..]))
+}
+
+/// A committed file under `book/runs/`.
+fn run_file(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("book/runs")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// One column of a CSV log, by its header name: a value per row, None where the field is empty.
+fn column(csv: &str, name: &str) -> Vec<Option<f64>> {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let c = header
+        .iter()
+        .position(|h| *h == name)
+        .unwrap_or_else(|| panic!("no column {name} in {header:?}"));
+    lines
+        .map(|line| {
+            let field = line.split(',').nth(c).unwrap_or("");
+            (!field.is_empty()).then(|| {
+                field
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{name} = {field:?}"))
+            })
+        })
+        .collect()
+}
+
+fn assert_none(problems: &[String]) {
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_positional_curves_read_back_as_the_encoding_columns_their_legend_names() {
+    let (d, chart, legend) = plotted_alone("pe-curves");
+    let d_model = number_after(d.text_with("d_model = "), "d_model = ") as usize;
+    // the positions the axis spans; the encoding exists only at whole positions
+    let (first, last) = (chart.x.lo as usize, chart.x.hi as usize);
+    let pe: DMatrix<f64> = sinusoidal(last + 1, d_model);
+    // a pixel is about 0.16 of a position, so a point names its position unambiguously, and
+    // about 0.01 of the encoding, the tolerance of each value read
+    assert!(chart.x.resolution(1.0) < 0.5);
+    let mut problems = Vec::new();
+    assert!(legend.len() >= 2, "{} legend entries", legend.len());
+    for e in &legend {
+        let col = number_after(&e.text, "column ") as usize;
+        let mut read = |p: (f64, f64)| -> usize {
+            let pos = chart.x.value(p.0).round().clamp(0.0, last as f64);
+            if let Some(m) = chart.miss(p, (pos, pe[(pos as usize, col)])) {
+                problems.push(format!("{}: {m}", e.text));
+            }
+            pos as usize
+        };
+        let positions: Vec<usize> = d.points_of(e, &chart).into_iter().map(&mut read).collect();
+        assert_eq!(
+            positions,
+            (first..=last).collect::<Vec<_>>(),
+            "{}: the positions drawn, in order",
+            e.text
+        );
+        // the dots on the fastest column mark the same points
+        for m in d.series(Kind::Dot, &e.colour, &chart) {
+            read(m.points[0]);
+        }
+    }
+    assert_none(&problems);
+}
+
+#[test]
+fn the_learning_rate_curves_read_back_as_eq_3_for_the_settings_their_legend_names() {
+    let (d, chart, legend) = plotted_alone("lrate");
+    // the y axis is in the unit its title names: "learning rate (× 10^-3)"
+    let unit = 10f64.powf(number_after(d.text_with("learning rate"), "× 10^"));
+    // a pixel is about 63 steps across and 0.004 × 10^-3 up; each vertex must lie within a
+    // pixel, both ways, of a point (step, lrate(step)) of Eq. 3 at a whole step
+    assert!(legend.len() >= 2, "{} legend entries", legend.len());
+    let mut problems = Vec::new();
+    for e in &legend {
+        let d_model = number_after(&e.text, "d_model = ") as usize;
+        let warmup = number_after(&e.text, "warmup = ") as usize;
+        let points = d.points_of(e, &chart);
+        for &p in &points {
+            let from = chart.x.value(p.0 - PX).floor().max(0.0) as usize;
+            let to = chart.x.value(p.0 + PX).ceil().max(0.0) as usize;
+            let on_curve = (from..=to).any(|step| {
+                let want = (step as f64, lrate(d_model, warmup, step) / unit);
+                chart.miss(p, want).is_none()
+            });
+            if !on_curve {
+                problems.push(format!(
+                    "{}: the point at {p:?} reads ({:.0}, {:.4}), off Eq. 3",
+                    e.text,
+                    chart.x.value(p.0),
+                    chart.y.value(p.1)
+                ));
+            }
+        }
+        // the curve runs across the whole axis
+        let (start, end) = (points[0], points[points.len() - 1]);
+        for (p, want) in [(start, chart.x.lo), (end, chart.x.hi)] {
+            if (chart.x.pixel(want) - p.0).abs() > PX {
+                problems.push(format!("{}: an end at {p:?}, not at step {want}", e.text));
+            }
+        }
+    }
+    assert_none(&problems);
+}
+
+/// How many standard errors a measured point may stray from its expectation: for the twenty
+/// points of a figure, a false alarm for fewer than one seed in a thousand.
+const Z: f64 = 4.5;
+
+#[test]
+fn the_variance_figure_reads_back_as_footnote_4s_prediction_within_its_sampling_error() {
+    let (d, chart, legend) = plotted_alone("dot-variance");
+    assert!(
+        chart.x.log && chart.y.log,
+        "footnote 4 is drawn on log-log axes"
+    );
+    let entry = |part: &str, kind: Kind| {
+        let found: Vec<&Entry> = legend
+            .iter()
+            .filter(|e| e.text.contains(part) && e.kind == kind)
+            .collect();
+        let [e] = found[..] else {
+            panic!(
+                "{} legend entries of {kind:?} contain {part:?}",
+                found.len()
+            )
+        };
+        e
+    };
+    let prediction = entry("variance = d_k", Kind::Line);
+    let raw = entry("sample variance of q · k", Kind::Dot);
+    let scaled = entry("/ sqrt(d_k)", Kind::Triangle);
+    let samples = number_before(d.text_with("samples per point"), " samples per point");
+
+    // The sample variance of n draws of q·k. Its components are uniform on [-√3, √3] (mean 0,
+    // variance 1, E u^4 = 9/5: the library's experiment), so a product q_i k_i has E x^4 = 81/25
+    // and a sum of d_k of them the fourth moment 3 d_k^2 + (81/25 - 3) d_k: the sample variance
+    // has a relative standard error sqrt((2 + (81/25 - 3) / d_k) / n), 2.4 % at most for
+    // n = 4000. A point may stray Z of those, and a pixel along each axis (log axes: a pixel is
+    // about 1 % of d_k across and 2.6 % of the variance up).
+    let fourth_moment_excess = (9.0f64 / 5.0).powi(2) - 3.0;
+    let allowed = |d_k: f64| {
+        let se = ((2.0 + fourth_moment_excess / d_k) / samples).sqrt();
+        -(1.0 - Z * se).ln() + PX / chart.x.per.abs() + PX / chart.y.per.abs()
+    };
+    let mut problems = Vec::new();
+    let read = |p: (f64, f64)| (chart.x.value(p.0), chart.y.value(p.1));
+    let dots = d.points_of(raw, &chart);
+    let triangles = d.points_of(scaled, &chart);
+    assert!(dots.len() >= 3, "{} measured points", dots.len());
+    assert_eq!(
+        triangles.len(),
+        dots.len(),
+        "a scaled point for each measured one"
+    );
+    for (&dot, &triangle) in dots.iter().zip(&triangles) {
+        let (d_k, variance) = read(dot);
+        // the prediction: variance d_k; scaled by 1/sqrt(d_k), variance 1
+        if (variance / d_k).ln().abs() > allowed(d_k) {
+            problems.push(format!(
+                "at d_k = {d_k:.1} the variance reads {variance:.2}"
+            ));
+        }
+        let (d_k_scaled, scaled_variance) = read(triangle);
+        if (chart.x.pixel(d_k_scaled) - dot.0).abs() > PX {
+            problems.push(format!(
+                "a scaled point at d_k = {d_k_scaled:.1}, the measured one at {d_k:.1}"
+            ));
+        }
+        if scaled_variance.ln().abs() > allowed(d_k) {
+            problems.push(format!(
+                "at d_k = {d_k:.1} the scaled variance reads {scaled_variance:.3}"
+            ));
+        }
+    }
+    // the prediction line is variance = d_k end to end, and the line in the scaled points'
+    // colour is variance 1
+    for p in d.points_of(prediction, &chart) {
+        let d_k = chart.x.value(p.0);
+        problems.extend(chart.miss(p, (d_k, d_k)));
+    }
+    let ones = d.series(Kind::Line, &scaled.colour, &chart);
+    assert_eq!(ones.len(), 1, "one line at variance 1");
+    for &p in &ones[0].points {
+        problems.extend(chart.miss(p, (chart.x.value(p.0), 1.0)));
+    }
+    assert_none(&problems);
+}
+
+#[test]
+fn the_saturation_figure_reads_back_as_the_largest_softmax_weight_within_its_sampling_error() {
+    let (d, chart, legend) = plotted_alone("softmax-saturation");
+    let caption = d.text_with("attention weights");
+    let keys = number_after(caption, "Largest of ") as usize;
+    let trials = number_after(caption, "mean of ");
+
+    // The same experiment, run independently (its own seed, more queries) through the library:
+    // q and k with components uniform on [-√3, √3] (mean 0, variance 1, as in footnote 4), the
+    // largest weight of softmax(q k^T / sqrt(d_k)) and of softmax(q k^T). For each d_k: the
+    // mean and the standard deviation of one query's largest weight, of both.
+    let queries = 1000;
+    let mut rng = StdRng::seed_from_u64(20_170_612);
+    let mut expect = |d_k: usize| -> [(f64, f64); 2] {
+        let a = 3f64.sqrt();
+        let mut sums = [[0.0; 2]; 2]; // [scaled, unscaled] x [sum, sum of squares]
+        for _ in 0..queries {
+            let q = DMatrix::from_fn(1, d_k, |_, _| rng.random_range(-a..=a));
+            let k = DMatrix::from_fn(keys, d_k, |_, _| rng.random_range(-a..=a));
+            let v = DMatrix::zeros(keys, 1);
+            let scaled = scaled_dot_product_attention(&q, &k, &v, None).weights.max();
+            let unscaled = softmax_rows(&(&q * k.transpose())).max();
+            for (s, w) in sums.iter_mut().zip([scaled, unscaled]) {
+                s[0] += w;
+                s[1] += w * w;
+            }
+        }
+        sums.map(|[s, s2]| {
+            let mean = s / queries as f64;
+            (mean, (s2 / queries as f64 - mean * mean).max(0.0).sqrt())
+        })
+    };
+    // The figure's mean of `trials` queries and this one of `queries` differ by a standard
+    // deviation of sd sqrt(1/trials + 1/queries); a point may stray Z of those and a pixel (about
+    // 0.004 of a weight). d_k is read to a pixel, 1 % of d_k, and named by the nearest whole
+    // number: within that 1 % the mean moves by under 0.003.
+    let mut problems = Vec::new();
+    let mut expected: std::collections::BTreeMap<usize, [(f64, f64); 2]> = Default::default();
+    let mut curves = 0;
+    for e in &legend {
+        if e.text.starts_with("uniform weights") {
+            assert_eq!(number_after(&e.text, "1/") as usize, keys, "{}", e.text);
+            // 1/keys end to end
+            for p in d.points_of(e, &chart) {
+                problems.extend(chart.miss(p, (chart.x.value(p.0), 1.0 / keys as f64)));
+            }
+            continue;
+        }
+        let which = usize::from(!e.text.contains("/ sqrt(d_k)"));
+        curves += 1;
+        let points = d.points_of(e, &chart);
+        assert!(points.len() >= 3, "{}: {} points", e.text, points.len());
+        for &p in &points {
+            let (x, weight) = (chart.x.value(p.0), chart.y.value(p.1));
+            let d_k = x.round() as usize;
+            let (mean, sd) = expected.entry(d_k).or_insert_with(|| expect(d_k))[which];
+            let allowed = Z * sd * (1.0 / trials + 1.0 / queries as f64).sqrt()
+                + PX * chart.y.resolution(mean);
+            if (weight - mean).abs() > allowed {
+                problems.push(format!(
+                    "{}: at d_k = {d_k} the largest weight reads {weight:.3}, expected {mean:.3} ± {allowed:.3}",
+                    e.text
+                ));
+            }
+        }
+        // the dots mark the line's points
+        for m in d.series(Kind::Dot, &e.colour, &chart) {
+            let p = m.points[0];
+            if !points
+                .iter()
+                .any(|q| (q.0 - p.0).abs() <= PX && (q.1 - p.1).abs() <= PX)
+            {
+                problems.push(format!("{}: a dot at {p:?} off its line", e.text));
+            }
+        }
+    }
+    assert_eq!(curves, 2, "with and without the scale");
+    assert_none(&problems);
+}
+
+#[test]
+fn the_label_smoothing_bars_read_back_as_the_smoothed_distribution_of_their_title() {
+    let d = figure("label-smoothing");
+    let title = d.text_with("Target token");
+    let target = number_after(title, "Target token ") as usize;
+    let vocab = number_after(title, " of ") as usize;
+    let eps = number_after(title, "eps_ls = ");
+    assert!(d
+        .text_with("eps spread over")
+        .contains("over all V classes"));
+    let q: DMatrix<f64> = smoothed_targets(&[target], vocab, eps, Spread::AllClasses);
+
+    // the probability axis: the column of tick labels left of the bars
+    let nums = numbers(&d);
+    let left = nums
+        .iter()
+        .map(|(l, _)| l.at.0)
+        .fold(f64::INFINITY, f64::min);
+    let ticks: Vec<(f64, f64)> = nums
+        .iter()
+        .filter(|(l, _)| l.at.0 == left)
+        .map(|(l, v)| (l.centre, *v))
+        .collect();
+    let y = Axis::from_ticks(&ticks, "the probability axis");
+    // a pixel is 1/260 of probability; the bars are drawn at fractional pixels, so the
+    // reading is as good as the ticks' placement (within a pixel)
+    let zero = y.pixel(0.0);
+    let index_under = |r: &Rect| -> usize {
+        let found: Vec<f64> = nums
+            .iter()
+            .filter(|(l, _)| l.at.1 > zero && r.contains((l.at.0, r.y), 0.0))
+            .map(|(_, v)| *v)
+            .collect();
+        let [j] = found[..] else {
+            panic!("a bar at {r:?} with index labels {found:?}")
+        };
+        j as usize
+    };
+    let mut problems = Vec::new();
+    let mut seen = Vec::new();
+    for (k, r) in d.rects.iter().enumerate() {
+        let j = index_under(r);
+        let (bottom, top) = (y.value(r.y + r.h), y.value(r.y));
+        if (zero - (r.y + r.h)).abs() > PX {
+            problems.push(format!("bar {j} stands on {bottom:.4}"));
+        }
+        // the outlined bar is the one-hot target, the filled ones the smoothed distribution
+        let want = if d.boxed[k] {
+            if j == target {
+                1.0
+            } else {
+                0.0
+            }
+        } else {
+            seen.push(j);
+            // its value printed above it, to the decimals printed
+            let printed = nums
+                .iter()
+                .filter(|(l, _)| l.at.1 < r.y && r.contains((l.at.0, r.y), 0.0))
+                .max_by(|a, b| a.0.at.1.total_cmp(&b.0.at.1))
+                .unwrap_or_else(|| panic!("bar {j} without its value"));
+            let decimals = printed.0.text.split('.').nth(1).map_or(0, str::len);
+            if (printed.1 - q[(0, j)]).abs() > 0.5 * 10f64.powi(-(decimals as i32)) {
+                problems.push(format!(
+                    "bar {j} is labelled {}, q = {}",
+                    printed.0.text,
+                    q[(0, j)]
+                ));
+            }
+            q[(0, j)]
+        };
+        if (y.pixel(want) - r.y).abs() > PX {
+            problems.push(format!(
+                "bar {j} reads {top:.4}, the distribution gives {want:.4}"
+            ));
+        }
+    }
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (0..vocab).collect::<Vec<_>>(),
+        "one filled bar per entry"
+    );
+    assert_eq!(
+        d.boxed.iter().filter(|&&b| b).count(),
+        1,
+        "one outlined target"
+    );
+    assert_none(&problems);
+}
+
+#[test]
+fn the_training_curves_read_back_as_their_committed_logs() {
+    for (name, log) in [
+        ("training-copy", "copy.csv"),
+        ("training-translate", "translate.csv"),
+    ] {
+        let csv = run_file(log);
+        let (d, charts, legend) = plotted(name);
+        let [loss_panel, held_out] = &charts[..] else {
+            panic!("{name}: {} panels", charts.len())
+        };
+        let titled = |chart: &Chart| {
+            let l = d
+                .labels
+                .iter()
+                .find(|l| l.rotated && (chart.band.0..chart.band.1).contains(&l.at.1))
+                .unwrap_or_else(|| panic!("{name}: a panel without a y title"));
+            l.text.as_str()
+        };
+        assert_eq!(titled(loss_panel), "loss (nats)", "{name}");
+        assert_eq!(titled(held_out), "%", "{name}");
+        let step = column(&csv, "step");
+        let mut problems = Vec::new();
+
+        // the loss panel: its one coloured line is the loss column, a point per logged step,
+        // in order. A pixel is about 2.3 steps across and 0.02 nats up for the copy run, 9.3
+        // steps and 0.03 nats for the translate run.
+        let lines: Vec<&Mark> = d
+            .marks
+            .iter()
+            .filter(|m| m.kind == Kind::Line && m.colour != "#000000")
+            .filter(|m| m.points.iter().all(|p| p.1 < loss_panel.band.1))
+            .collect();
+        let [line] = lines[..] else {
+            panic!("{name}: {} lines in the loss panel", lines.len())
+        };
+        let loss = column(&csv, "loss");
+        assert_eq!(
+            line.points.len(),
+            loss.len(),
+            "{name}: a point per logged step"
+        );
+        for ((&p, s), l) in line.points.iter().zip(&step).zip(&loss) {
+            problems.extend(loss_panel.miss(p, (s.unwrap(), l.unwrap())));
+        }
+
+        // the held-out panel: a line per legend entry, the column the entry names, in percent,
+        // at the steps where the log has it (and a dot on each). A pixel is about 0.6 % up, and
+        // 2.4 steps (copy) or 9.6 steps (translate) across.
+        assert_eq!(legend.len(), 2, "{name}: {legend:?}");
+        for e in &legend {
+            let name_of = match e.text.as_str() {
+                "exact match (greedy)" => "heldout_exact_match",
+                "token accuracy (teacher forcing)" => "heldout_token_accuracy",
+                other => panic!("{name}: a legend entry {other:?}"),
+            };
+            let data: Vec<(f64, f64)> = step
+                .iter()
+                .zip(column(&csv, name_of))
+                .filter_map(|(s, v)| v.map(|v| (s.unwrap(), 100.0 * v)))
+                .collect();
+            assert!(data.len() >= 3, "{name}: {} evaluations", data.len());
+            problems.extend(d.misses_in_order(e, held_out, &data));
+        }
+        assert_none(&problems);
+    }
+}
+
+#[test]
+fn the_layer_timing_figure_reads_back_as_its_committed_run() {
+    let run: serde_json::Value = serde_json::from_str(&run_file("table1.json")).unwrap();
+    let (d, chart, legend) = plotted_alone("layer-timing");
+    assert!(
+        chart.x.log && chart.y.log,
+        "n and the time are drawn on log axes"
+    );
+    let caption = d.text_with("one forward pass");
+    let d_model = run["d"].as_f64().unwrap();
+    assert_eq!(number_after(caption, "d = "), d_model, "the caption's d");
+    assert!(
+        caption.contains(run["dtype"].as_str().unwrap()),
+        "{caption}"
+    );
+    // the run is in seconds, the axis in milliseconds
+    d.text_with("milliseconds");
+    let rows = run["rows"].as_array().unwrap();
+    // a pixel is about 1 % of n across and 4 % of the time up
+    let mut problems = Vec::new();
+    // every layer the run timed, and n = d
+    let layers = rows[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.ends_with("_s"))
+        .count();
+    assert_eq!(legend.len(), layers + 1, "{legend:?}");
+    for e in &legend {
+        if e.text == "n = d" {
+            // dashed: every dash at n = d
+            let dashes = d.series(Kind::Line, &e.colour, &chart);
+            assert!(!dashes.is_empty(), "no line at n = d");
+            for p in dashes.iter().flat_map(|m| &m.points) {
+                problems.extend(chart.miss(*p, (d_model, chart.y.value(p.1))));
+            }
+            continue;
+        }
+        // "restricted self-attention (r = 32)": the key restricted_self_attention_s, and the
+        // run's r
+        let (layer, setting) = e.text.split_once(" (").unwrap_or((&e.text, ""));
+        let key = format!("{}_s", layer.replace(['-', ' '], "_"));
+        if let Some((name, value)) = setting.trim_end_matches(')').split_once(" = ") {
+            assert_eq!(
+                run[name].as_f64(),
+                value.parse().ok(),
+                "{}: the run's {name}",
+                e.text
+            );
+        }
+        let data: Vec<(f64, f64)> = rows
+            .iter()
+            .map(|r| {
+                let seconds = r[&key].as_f64().unwrap_or_else(|| panic!("no {key}"));
+                (r["n"].as_f64().unwrap(), seconds * 1e3)
+            })
+            .collect();
+        problems.extend(d.misses_in_order(e, &chart, &data));
+    }
+    assert_none(&problems);
 }
