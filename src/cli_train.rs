@@ -212,8 +212,8 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, CliError> {
     let loop_started = Instant::now();
     let mut tokens = 0usize;
     while trainer.step < steps {
-        let epoch = stream.epoch();
         let stats = trainer.train_step(stream.next_batch());
+        let epoch = stream.epoch(); // the epoch of the batch just trained on
         tokens += stats.src_tokens + stats.tgt_tokens;
         let elapsed = loop_started.elapsed().as_secs_f64();
         let rate = tokens as f64 / elapsed.max(1e-9);

@@ -125,6 +125,55 @@ fn translate_with(checkpoint: &std::path::Path, flags: &[&str], input: &[u8]) ->
 }
 
 #[test]
+fn the_train_log_names_the_epoch_of_each_step_s_batch() {
+    // With a budget of 60,000 tokens a side, an epoch of `copy` is ten batches. An epoch trains
+    // on every training pair once, so once the run is into epoch 1, the rows logged with epoch
+    // 0 must add up to the whole training set: as many target tokens as the pairs' targets
+    // plus their EOS. A row labelled with the epoch before its batch's (the epoch counter read
+    // before the batch is drawn) adds epoch 1's first batch to that sum.
+    use aiayn::train::tasks::Task;
+    let dir = scratch("cli-train-epochs");
+    let out = aiayn(&[
+        "train",
+        "copy",
+        "--d-model",
+        "8",
+        "--heads",
+        "1",
+        "--layers",
+        "1",
+        "--steps",
+        "12",
+        "--batch-tokens",
+        "60000",
+        "--eval-every",
+        "1000",
+        "--eval-pairs",
+        "1",
+        "--data-seed",
+        "1",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let log = std::fs::read_to_string(dir.join("log.csv")).unwrap();
+    let (mut targets, mut epochs) = (0, Vec::new());
+    for row in log.lines().skip(1) {
+        let cells: Vec<&str> = row.split(',').collect();
+        let epoch: u64 = cells[1].parse().unwrap();
+        if epoch == 0 {
+            targets += cells[5].parse::<usize>().unwrap();
+        }
+        epochs.push(epoch);
+    }
+    assert!(epochs.is_sorted(), "epochs out of order:\n{log}");
+    assert!(epochs.contains(&1), "the run reaches epoch 1:\n{log}");
+    let task = Task::by_name("copy", 1).unwrap();
+    let want: usize = task.train.iter().map(|p| p.tgt.len() + 1).sum();
+    assert_eq!(targets, want, "epoch 0's target tokens:\n{log}");
+}
+
+#[test]
 fn train_writes_a_log_and_checkpoints_and_translate_reads_them() {
     let dir = scratch("cli-train");
     let out = aiayn(&[
