@@ -9,7 +9,8 @@
 //! what they may see. Agreement is to 1e-12 relative: the batch and the single runs add the
 //! same numbers, though not always in the same order.
 //!
-//! Cases per test: 48 (multi-head attention, the layers), 24 (the stacks), or `PROPTEST_CASES`.
+//! Cases per test: 48 (multi-head attention, the layers), 24 (the stacks, the whole model), or
+//! `PROPTEST_CASES`.
 
 mod properties_support;
 
@@ -20,8 +21,8 @@ use aiayn::mask::Mask;
 use aiayn::params::Parameters;
 use nalgebra::DMatrix;
 use properties_support::{
-    layer_sizes, random_decoder_layer, random_encoder_layer, random_multi_head, random_stacks, rng,
-    uniform,
+    layer_sizes, random_decoder_layer, random_encoder_layer, random_model, random_multi_head,
+    random_stacks, rng, uniform,
 };
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
@@ -210,5 +211,48 @@ proptest! {
         }
         sums(&enc_g, &enc_alone)?;
         sums(&dec_g, &dec_alone)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(cases(24))]
+
+    /// The whole model on a batch of pairs (source padding of its own for each) computes what
+    /// each pair computes alone: the same log-probabilities, and parameter gradients that sum
+    /// to the batch's. With learned positions this includes the position table, whose gradient
+    /// collects every pair's rows at the same positions.
+    // verifies: eq:embedding-backward (property)
+    #[test]
+    fn a_batch_through_the_whole_model_is_each_pair_alone(
+        seed in any::<u64>(), s in layer_sizes(), learned in any::<bool>(), batch in 2..=3usize,
+        n_s in 1..=4usize, n_t in 2..=4usize, vocab in 2..=6usize,
+    ) {
+        let mut r = rng(seed);
+        let model = random_model(&s, learned, 8, vocab, &mut r);
+        let tokens = |n: usize, r: &mut rand::rngs::StdRng| -> Vec<usize> {
+            (0..n).map(|_| r.random_range(0..vocab)).collect()
+        };
+        let src: Vec<Vec<usize>> = (0..batch).map(|_| tokens(n_s, &mut r)).collect();
+        let tgt: Vec<Vec<usize>> = (0..batch).map(|_| tokens(n_t, &mut r)).collect();
+        // padding at the end of a source, never all of it
+        let padding: Vec<Vec<bool>> = (0..batch)
+            .map(|_| {
+                let real = r.random_range(1..=n_s);
+                (0..n_s).map(|i| i >= real).collect()
+            })
+            .collect();
+        let d_log_probs = uniform(batch * n_t, vocab, 1.0, &mut r);
+        let (log_probs, cache) = model.forward_train(&src, &tgt, &padding, &mut Dropout::off());
+        let grads = model.backward(&cache, &d_log_probs);
+        let mut alone = Vec::new();
+        for b in 0..batch {
+            let (one, c) = model.forward_train(
+                std::slice::from_ref(&src[b]), std::slice::from_ref(&tgt[b]),
+                std::slice::from_ref(&padding[b]), &mut Dropout::off(),
+            );
+            prop_assert!(close(&block(&log_probs, b, n_t), &one), "log-probabilities of pair {}", b);
+            alone.push(model.backward(&c, &block(&d_log_probs, b, n_t)));
+        }
+        sums(&grads, &alone)?;
     }
 }
