@@ -438,21 +438,7 @@ pub fn save(path: &Path, ckpt: &Checkpoint) -> Result<(), CheckpointError> {
 /// On failure the temporary file is removed and `path` is untouched.
 fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = path.file_name().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, "the path does not name a file")
-    })?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut temp_name = std::ffi::OsString::from(".");
-    temp_name.push(name);
-    temp_name.push(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let temp = dir.join(temp_name);
+    let temp = temp_path(path, COUNTER.fetch_add(1, Ordering::Relaxed))?;
     let file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -468,8 +454,9 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         let _ = fs::remove_file(&temp);
     }
     written?;
-    // Make the rename itself durable where the platform allows opening a directory.
-    if let Ok(d) = File::open(dir) {
+    // Make the rename itself durable where the platform allows opening a directory (the
+    // temporary file's directory is the target's).
+    if let Ok(d) = File::open(temp.parent().unwrap_or(Path::new("."))) {
         let _ = d.sync_all();
     }
     Ok(())
@@ -609,6 +596,24 @@ pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
     Ok(Checkpoint { tensors, metadata })
 }
 
+/// The temporary file `write_atomically` writes before renaming it to `path`: a hidden name
+/// unique to this process and `unique`, in the directory of `path` itself, so that the rename
+/// stays within one file system (a rename across file systems fails) and replaces the file in
+/// one step.
+fn temp_path(path: &Path, unique: u64) -> io::Result<PathBuf> {
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, "the path does not name a file")
+    })?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(name);
+    temp_name.push(format!(".tmp-{}-{unique}", std::process::id()));
+    Ok(dir.join(temp_name))
+}
+
 /// Fills `buf` as far as the reader allows; returns how many bytes were read.
 fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut got = 0;
@@ -711,4 +716,37 @@ fn describe_bytes(shape: &[usize]) -> String {
 
 fn as_usize(v: &Value) -> Option<usize> {
     v.as_u64().and_then(|u| usize::try_from(u).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_temporary_file_is_a_hidden_unique_name_in_the_directory_of_the_target() {
+        let pid = std::process::id();
+        for (path, dir, name) in [
+            (
+                "runs/copy/ckpt.safetensors",
+                "runs/copy",
+                "ckpt.safetensors",
+            ),
+            ("/tmp/model.safetensors", "/tmp", "model.safetensors"),
+            ("ckpt.safetensors", ".", "ckpt.safetensors"),
+        ] {
+            let temp = temp_path(Path::new(path), 7).unwrap();
+            assert_eq!(temp.parent(), Some(Path::new(dir)), "{path}");
+            assert_eq!(
+                temp.file_name().and_then(|n| n.to_str()),
+                Some(format!(".{name}.tmp-{pid}-7").as_str()),
+                "{path}"
+            );
+        }
+        let p = Path::new("a.safetensors");
+        assert_ne!(temp_path(p, 1).unwrap(), temp_path(p, 2).unwrap());
+        for no_file in ["/", "runs/.."] {
+            let err = temp_path(Path::new(no_file), 0).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{no_file}");
+        }
+    }
 }

@@ -120,6 +120,12 @@ fn from_row_is_one_dimensional_and_comes_back_as_one_row() {
 }
 
 #[test]
+fn a_scalar_comes_back_as_a_one_by_one_matrix() {
+    let m = tensor("s", &[], &[2.5]).to_matrix();
+    assert_eq!(m, DMatrix::from_element(1, 1, 2.5));
+}
+
+#[test]
 fn save_writes_the_safetensors_layout_byte_for_byte() {
     // Written out by hand from the format's definition: the header is padded with spaces to a
     // multiple of 8 bytes, and 1.0f32 is 0x3f800000, -0.0 is 0x80000000, little-endian.
@@ -541,6 +547,26 @@ fn every_broken_file_gives_its_named_error() {
         if let Some(t) = tensor {
             assert!(msg.contains(&format!("tensor {t}")), "{case}: {msg}");
         }
+    }
+}
+
+#[test]
+fn a_layout_error_says_whether_the_tensors_overlap_or_leave_a_gap() {
+    let dir = TempDir::new();
+    for (header, says) in [
+        (
+            r#"{"u":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"v":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
+            "data_offsets [4, 8] overlaps the tensor before it, which ends at byte 8",
+        ),
+        (
+            r#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
+            "data_offsets [4, 8] leaves a gap after the tensor before it, which ends at byte 0",
+        ),
+    ] {
+        let path = dir.path("layout.safetensors");
+        fs::write(&path, file_bytes(header, &[0; 8])).unwrap();
+        let msg = load(&path).unwrap_err().to_string();
+        assert!(msg.contains(says), "{header}: {msg}");
     }
 }
 
