@@ -179,6 +179,18 @@ fn a_file_from_another_writer_loads_sorted_by_name() {
 }
 
 #[test]
+fn a_null_metadata_entry_is_no_metadata() {
+    // Writers with an optional metadata field may serialise its absence as null.
+    let header = r#"{"__metadata__":null,"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#;
+    let dir = TempDir::new();
+    let path = dir.path("null-metadata.safetensors");
+    fs::write(&path, file_bytes(header, &1.5f32.to_le_bytes())).unwrap();
+    let c = load(&path).unwrap();
+    assert!(c.metadata.is_empty(), "{:?}", c.metadata);
+    assert_eq!(c.tensors, [tensor("w", &[1], &[1.5])]);
+}
+
+#[test]
 fn save_then_load_returns_the_tensors_sorted_by_name() {
     let dir = TempDir::new();
     let path = dir.path("order.safetensors");
