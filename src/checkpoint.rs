@@ -749,4 +749,55 @@ mod tests {
             assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{no_file}");
         }
     }
+
+    /// A reader that hands out its bytes `chunk` at a time, with an `Interrupted` error before
+    /// every read that succeeds.
+    struct Trickle {
+        data: Vec<u8>,
+        at: usize,
+        chunk: usize,
+        interrupt: bool,
+    }
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.interrupt = !self.interrupt;
+            if self.interrupt {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            let k = self.chunk.min(buf.len()).min(self.data.len() - self.at);
+            buf[..k].copy_from_slice(&self.data[self.at..self.at + k]);
+            self.at += k;
+            Ok(k)
+        }
+    }
+
+    #[test]
+    fn read_up_to_gathers_short_reads_retries_interrupted_ones_and_stops_at_the_end() {
+        let mut r = Trickle {
+            data: (1..=10).collect(),
+            at: 0,
+            chunk: 3,
+            interrupt: false,
+        };
+        let mut buf = [0u8; 8];
+        assert_eq!(read_up_to(&mut r, &mut buf).unwrap(), 8);
+        assert_eq!(buf, [1, 2, 3, 4, 5, 6, 7, 8]);
+        let mut buf = [0u8; 8];
+        assert_eq!(
+            read_up_to(&mut r, &mut buf).unwrap(),
+            2,
+            "only two bytes were left"
+        );
+        assert_eq!(buf[..2], [9, 10]);
+
+        struct Failing;
+        impl Read for Failing {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::Error::other("the disk is gone"))
+            }
+        }
+        let err = read_up_to(&mut Failing, &mut [0; 4]).unwrap_err();
+        assert_eq!(err.to_string(), "the disk is gone");
+    }
 }
