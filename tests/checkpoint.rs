@@ -563,9 +563,17 @@ fn every_broken_file_gives_its_named_error() {
 }
 
 #[test]
-fn a_layout_error_says_whether_the_tensors_overlap_or_leave_a_gap() {
+fn a_layout_error_says_what_is_wrong_with_the_layout() {
     let dir = TempDir::new();
     for (header, says) in [
+        (
+            r#"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#,
+            "data_offsets [0, 8] span 8 bytes, but shape [3] of F32 needs 12",
+        ),
+        (
+            r#"{"w":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,8]}}"#,
+            "of F32 needs more than fit in memory",
+        ),
         (
             r#"{"u":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"v":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
             "data_offsets [4, 8] overlaps the tensor before it, which ends at byte 8",
