@@ -483,3 +483,116 @@ pub(crate) fn layer_norm_in_place<T: RealField + Copy>(norm: &LayerNorm<T>, x: &
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::thread::{self, ThreadId};
+
+    /// This thread's spare f64 buffers: where each one's memory is, and its capacity.
+    fn spares() -> Vec<(*const f64, usize)> {
+        SPARE.with(|s| {
+            s.borrow()
+                .iter()
+                .filter_map(|b| b.downcast_ref::<Vec<f64>>())
+                .map(|v| (v.as_ptr(), v.capacity()))
+                .collect()
+        })
+    }
+
+    #[test]
+    fn a_column_block_is_the_smallest_multiple_of_16_from_256_that_cuts_a_product_in_four() {
+        let fits = |d_out: usize, w: usize| w % 16 == 0 && w >= 256 && d_out.div_ceil(w) <= 4;
+        for d_out in 1..=5000 {
+            let w = column_block(d_out);
+            assert!(fits(d_out, w), "d_out {d_out}: block {w}");
+            assert!(
+                !fits(d_out, w - 16),
+                "d_out {d_out}: block {w} is not the smallest"
+            );
+        }
+    }
+
+    #[test]
+    fn a_temporary_takes_the_memory_of_a_recycled_buffer_that_fits_and_comes_zeroed() {
+        // on a thread of its own, whose spare buffers start empty
+        thread::spawn(|| {
+            let small = DMatrix::<f64>::from_element(2, 2, 7.0);
+            let big = DMatrix::<f64>::from_element(10, 10, 7.0);
+            let big_at = big.as_ptr();
+            recycle(small);
+            recycle(big);
+            assert_eq!(spares().len(), 2);
+            let m = scratch::<f64>(5, 5); // 25 entries: only the big buffer holds them
+            assert_eq!(m.as_ptr(), big_at, "the buffer that fits is reused");
+            assert_eq!(m, DMatrix::zeros(5, 5));
+            let other = scratch::<f64>(3, 3); // none fits: the small one is taken and grown
+            assert_eq!(other, DMatrix::zeros(3, 3));
+            assert!(spares().is_empty());
+            // a buffer of another element type is never handed out as f64
+            recycle(DMatrix::<f32>::from_element(4, 4, 1.0));
+            assert_eq!(scratch::<f64>(2, 2), DMatrix::zeros(2, 2));
+            // the spare buffers are bounded
+            for _ in 0..SPARE_BUFFERS + 4 {
+                recycle(DMatrix::<f64>::zeros(1, 1));
+            }
+            let total = SPARE.with(|s| s.borrow().len());
+            assert_eq!(total, SPARE_BUFFERS);
+        })
+        .join()
+        .expect("the checks pass");
+    }
+
+    #[test]
+    fn map_chunks_gives_each_thread_a_run_of_consecutive_chunks_as_even_as_the_count_allows() {
+        let caller = thread::current().id();
+        // (chunk, the thread that ran it, the chunk's length)
+        let run = |lens: &[usize], threads: usize| -> (Vec<(usize, ThreadId, usize)>, Vec<usize>) {
+            let mut data = vec![usize::MAX; lens.iter().sum()];
+            let out = map_chunks(
+                &mut data,
+                lens,
+                threads,
+                || thread::current().id(),
+                |id, c, chunk| {
+                    chunk.fill(c);
+                    (c, *id, chunk.len())
+                },
+            );
+            (out, data)
+        };
+        let (out, data) = run(&[1, 2, 3, 4, 5], 3);
+        let order: Vec<(usize, usize)> = out.iter().map(|&(c, _, len)| (c, len)).collect();
+        assert_eq!(order, [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]);
+        assert_eq!(data, [0, 1, 1, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 4]);
+        // runs [0], [1, 2], [3, 4]: the first on the caller's thread, each other on its own
+        let ids: Vec<ThreadId> = out.iter().map(|r| r.1).collect();
+        assert_eq!(ids[0], caller);
+        assert!(ids[1] == ids[2] && ids[3] == ids[4], "{ids:?}");
+        assert!(
+            ids[1] != caller && ids[3] != caller && ids[1] != ids[3],
+            "{ids:?}"
+        );
+        // one thread, or one chunk: everything on the caller's thread
+        for (lens, threads) in [(&[1, 2, 3][..], 1), (&[6][..], 4), (&[2, 2][..], 0)] {
+            let (out, _) = run(lens, threads);
+            assert!(out.iter().all(|r| r.1 == caller), "{lens:?} on {threads}");
+        }
+        // more threads than chunks: one thread per chunk
+        let (out, _) = run(&[2, 2, 2], 8);
+        let ids: Vec<ThreadId> = out.iter().map(|r| r.1).collect();
+        assert!(ids[0] == caller && ids[1] != ids[2] && ids[1] != caller && ids[2] != caller);
+        // no chunks at all
+        assert!(run(&[], 2).0.is_empty());
+    }
+
+    #[test]
+    fn a_product_of_no_rows_is_empty_with_or_without_a_bias_and_relu() {
+        let w = DMatrix::<f64>::from_element(3, 300, 1.0);
+        let b = RowDVector::from_element(300, 1.0);
+        for (bias, relu) in [(None, false), (Some(&b), false), (Some(&b), true)] {
+            let y = linear(&DMatrix::zeros(0, 3), strided(&w), bias, relu, 2);
+            assert_eq!(y.shape(), (0, 300));
+        }
+    }
+}
