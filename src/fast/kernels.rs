@@ -502,7 +502,8 @@ mod tests {
 
     #[test]
     fn a_column_block_is_the_smallest_multiple_of_16_from_256_that_cuts_a_product_in_four() {
-        let fits = |d_out: usize, w: usize| w % 16 == 0 && w >= 256 && d_out.div_ceil(w) <= 4;
+        let fits =
+            |d_out: usize, w: usize| w.is_multiple_of(16) && w >= 256 && d_out.div_ceil(w) <= 4;
         for d_out in 1..=5000 {
             let w = column_block(d_out);
             assert!(fits(d_out, w), "d_out {d_out}: block {w}");
