@@ -388,3 +388,47 @@ fn fast_multi_head_names_a_key_of_the_wrong_width() {
     let mha = random_multi_head(8, 2, 4, 4, false, &mut rng(1));
     multi_head_forward_fast(&mha, &zeros(3, 8), &zeros(4, 6), &zeros(4, 8), None, 1);
 }
+
+#[test]
+fn a_query_that_sees_no_key_gets_zero_weights_and_a_zero_output_on_the_fast_path() {
+    // row 1 sees no key; rows 0 and 2 see some
+    let mask = Mask::from_fn(3, 4, |i, j| i != 1 && j != 2);
+    let mut r = rng(3);
+    let (q, k, v) = (
+        uniform(3, 5, 2.0, &mut r),
+        uniform(4, 5, 2.0, &mut r),
+        uniform(4, 6, 2.0, &mut r),
+    );
+    let fast = scaled_dot_product_attention_fast(&q, &k, &v, Some(&mask));
+    let plain = scaled_dot_product_attention(&q, &k, &v, Some(&mask));
+    assert!(
+        fast.weights.row(1).iter().all(|&w| w == 0.0),
+        "{}",
+        fast.weights
+    );
+    assert!(
+        fast.output.row(1).iter().all(|&o| o == 0.0),
+        "{}",
+        fast.output
+    );
+    assert_relative_eq!(fast.weights, plain.weights, max_relative = 1e-12);
+    assert_relative_eq!(fast.output, plain.output, max_relative = 1e-12);
+    // and through multi-head attention, whose heads keep no weights
+    let mha = random_multi_head(8, 2, 4, 4, false, &mut r);
+    let x = uniform(3, 8, 1.0, &mut r);
+    let memory = uniform(4, 8, 1.0, &mut r);
+    let fast = multi_head_output_fast(&mha, &x, &memory, &memory, Some(&mask), 1);
+    let plain = mha.forward(&x, &memory, &memory, Some(&mask)).output;
+    assert!(fast.iter().all(|z| z.is_finite()), "{fast}");
+    assert_relative_eq!(fast, plain, max_relative = 1e-12);
+}
+
+#[test]
+fn the_fast_exp_flushes_to_zero_only_where_2_to_the_n_leaves_the_normal_range() {
+    // e^x = 2^n e^r: below x = -86.99 or so, n = -126 and the result is 0 (e^-86.99 is about
+    // 1.7e-38, under the 2^-125 the error bound allows); just above it, 2^-125 e^r
+    assert!(exp_f32(-86.98) > 0.0);
+    for x in [-86.995, -87.0, -100.0, f32::MIN] {
+        assert_eq!(exp_f32(x), 0.0, "{x}");
+    }
+}

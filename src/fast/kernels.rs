@@ -239,7 +239,7 @@ pub(crate) fn exp_in_place<T: RealField + Copy>(xs: &mut [T]) {
 /// x = n ln 2 + r with n an integer and |r| <= ln 2 / 2; e^r is a degree-7 polynomial
 /// (1 + r + r^2 P(r), P of degree 5) and 2^n is put into the exponent bits. Relative error at
 /// most 2 units in the last place for results above 2^-125 (tested against f64's exp over the
-/// whole range); below x = -87 the result is 0, off by less than 2^-125 in absolute terms;
+/// whole range); below x = -86.99 or so (n = -126) the result is 0, off by less than 2^-125;
 /// above x = 88.72283 (where e^x leaves the f32 range) it is infinite; e^-inf = 0.
 #[inline(always)]
 pub fn exp_f32(x: f32) -> f32 {
