@@ -63,15 +63,17 @@ pub fn serve(out: Option<&Path>, port: u16) -> Result<ExitCode, CliError> {
     let address = listener
         .local_addr()
         .map_err(|e| CliError::usage(format!("cannot listen on port {port}: {e}")))?;
-    let built = build_book(&root, out)?;
-    let site = aiayn::book::serve::Site::new(built.out.clone(), true);
     let watched: Vec<PathBuf> = ["book", "src", "tests"]
         .iter()
         .map(|d| root.join(d))
         .collect();
+    // before the build: a change made while it runs, or before the watcher starts, is seen
+    let built_from = aiayn::book::serve::sources_fingerprint(&output_dir(&root, out), &watched);
+    let built = build_book(&root, out)?;
+    let site = aiayn::book::serve::Site::new(built.out.clone(), true);
     let watcher = std::sync::Arc::clone(&site);
     std::thread::spawn(move || {
-        aiayn::book::serve::watch(&watcher, &watched, WATCH_INTERVAL, |next| {
+        aiayn::book::serve::watch(&watcher, &watched, built_from, WATCH_INTERVAL, |next| {
             let built = aiayn::book::build_into(&root, next).map_err(|e| e.to_string())?;
             for warning in &built.warnings {
                 eprintln!("warning: {warning}");

@@ -287,10 +287,12 @@ fn a_change_rebuilds_bumps_the_version_and_a_failed_rebuild_keeps_the_last_book(
     // The rebuild copies the chapter into the page, and fails on a chapter that says FAIL.
     let attempts = Arc::new(AtomicUsize::new(0));
     let (watcher, counted, watched) = (Arc::clone(&site), Arc::clone(&attempts), sources.clone());
+    let built_from = serve::sources_fingerprint(&out, std::slice::from_ref(&sources));
     std::thread::spawn(move || {
         serve::watch(
             &watcher,
             std::slice::from_ref(&watched),
+            built_from,
             Duration::from_millis(50),
             |next| {
                 counted.fetch_add(1, Ordering::SeqCst);

@@ -368,7 +368,18 @@ pub fn fingerprint(dirs: &[PathBuf], skip: &[PathBuf]) -> u64 {
     hasher.finish()
 }
 
-/// Polls `dirs` every `interval` until [`Site::stop`]; after a change, `rebuild` writes a new
+/// The fingerprint [`watch`] compares with: of the files under `dirs`, leaving out the served
+/// book `served` and the next build beside it. Taken before the served book is built, it makes
+/// a change made during that build, or before the watcher starts, count as a change.
+pub fn sources_fingerprint(served: &Path, dirs: &[PathBuf]) -> u64 {
+    let mut skip = vec![served.to_path_buf()];
+    skip.extend(super::sibling(served, "next"));
+    fingerprint(dirs, &skip)
+}
+
+/// Polls `dirs` every `interval` until [`Site::stop`], starting from `built_from`, the
+/// [`sources_fingerprint`] of the sources the served book was built from; after a change,
+/// `rebuild` writes a new
 /// book into a sibling of the served directory (`.NAME.next`, emptied first). When it
 /// succeeds, the new book is published ([`Site::publish`]) and open pages reload; when it
 /// fails, its message is printed, the partial build removed, and the last good book stays.
@@ -377,6 +388,7 @@ pub fn fingerprint(dirs: &[PathBuf], skip: &[PathBuf]) -> u64 {
 pub fn watch(
     site: &Site,
     dirs: &[PathBuf],
+    built_from: u64,
     interval: Duration,
     mut rebuild: impl FnMut(&Path) -> Result<String, String>,
 ) {
@@ -386,7 +398,7 @@ pub fn watch(
         Err(e) => return eprintln!("error: cannot watch for changes: {e}"),
     };
     let skip = [served, next.clone()];
-    let mut seen = fingerprint(dirs, &skip);
+    let mut seen = built_from;
     while !site.stopped() {
         std::thread::sleep(interval);
         let now = fingerprint(dirs, &skip);
