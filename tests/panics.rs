@@ -3,6 +3,9 @@
 
 use aiayn::attention::scaled_dot_product_attention;
 use aiayn::embedding::Embedding;
+use aiayn::fast::{
+    multi_head_forward_fast, multi_head_output_fast, scaled_dot_product_attention_fast,
+};
 use aiayn::feed_forward::FeedForward;
 use aiayn::layer_norm::LayerNorm;
 use aiayn::mask::Mask;
@@ -127,4 +130,51 @@ fn smoothing_over_other_classes_needs_two_classes() {
 #[should_panic(expected = "loss: 2 rows of log-probabilities but 3 targets")]
 fn the_loss_names_mismatched_counts() {
     label_smoothed_loss(&zeros(2, 5), &[0, 1, 2], 0.1, Spread::AllClasses);
+}
+
+// The fast path (`aiayn::fast`) checks the same shapes.
+
+#[test]
+#[should_panic(expected = "attention: q is (2, 3), k is (5, 4), v is (5, 6)")]
+fn fast_attention_names_keys_wider_than_the_queries() {
+    scaled_dot_product_attention_fast(&zeros(2, 3), &zeros(5, 4), &zeros(5, 6), None);
+}
+
+#[test]
+#[should_panic(expected = "attention: q is (2, 4), k is (5, 4), v is (4, 6)")]
+fn fast_attention_names_fewer_values_than_keys() {
+    scaled_dot_product_attention_fast(&zeros(2, 4), &zeros(5, 4), &zeros(4, 6), None);
+}
+
+#[test]
+#[should_panic(expected = "mask does not fit the scores")]
+fn fast_attention_refuses_a_mask_of_the_wrong_shape() {
+    let mask = Mask::full(2, 3);
+    scaled_dot_product_attention_fast(&zeros(2, 4), &zeros(5, 4), &zeros(5, 6), Some(&mask));
+}
+
+#[test]
+#[should_panic(expected = "mask does not fit the scores")]
+fn fast_multi_head_refuses_a_mask_of_the_wrong_shape() {
+    let mask = Mask::causal(3);
+    multi_head_output_fast(
+        &mha(),
+        &zeros(3, 8),
+        &zeros(4, 8),
+        &zeros(4, 8),
+        Some(&mask),
+        1,
+    );
+}
+
+#[test]
+#[should_panic(expected = "multi-head attention: query is (3, 8), key (4, 8), value (5, 8)")]
+fn fast_multi_head_names_a_value_longer_than_the_key() {
+    multi_head_forward_fast(&mha(), &zeros(3, 8), &zeros(4, 8), &zeros(5, 8), None, 1);
+}
+
+#[test]
+#[should_panic(expected = "multi-head attention: query is (3, 8), key (4, 6), value (4, 8)")]
+fn fast_multi_head_names_a_key_of_the_wrong_width() {
+    multi_head_forward_fast(&mha(), &zeros(3, 8), &zeros(4, 6), &zeros(4, 8), None, 1);
 }

@@ -3,8 +3,8 @@
 //! with and without masks (padding, causal, random, queries that see no key at all), in f64
 //! with tight tolerances. Eq. 1 and multi-head attention run proptest's 256 cases each; the
 //! layers 128; the stacks and the model 64. Then: the results are the same bit for bit for 1 to
-//! 4 threads, the f32 exp the fast paths use stays within its stated error, and inputs whose
-//! shapes do not fit panic with the shapes named, as on the plain path.
+//! 4 threads, and the f32 exp the fast paths use stays within its stated error. (Inputs whose
+//! shapes do not fit panic with the shapes named, as on the plain path: `tests/panics.rs`.)
 
 mod properties_support;
 
@@ -333,60 +333,6 @@ fn exp_f32_is_within_two_ulp() {
     assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
     assert_eq!(exp_f32(f32::INFINITY), f32::INFINITY);
     assert!(worst_ulps > 0.0, "the comparison must see some rounding");
-}
-
-// Misuse of the fast path panics with the shapes named, as the plain path does.
-
-fn zeros(r: usize, c: usize) -> DMatrix<f64> {
-    DMatrix::zeros(r, c)
-}
-
-#[test]
-#[should_panic(expected = "attention: q is (2, 3), k is (5, 4), v is (5, 6)")]
-fn fast_attention_names_keys_wider_than_the_queries() {
-    scaled_dot_product_attention_fast(&zeros(2, 3), &zeros(5, 4), &zeros(5, 6), None);
-}
-
-#[test]
-#[should_panic(expected = "attention: q is (2, 4), k is (5, 4), v is (4, 6)")]
-fn fast_attention_names_fewer_values_than_keys() {
-    scaled_dot_product_attention_fast(&zeros(2, 4), &zeros(5, 4), &zeros(4, 6), None);
-}
-
-#[test]
-#[should_panic(expected = "mask does not fit the scores")]
-fn fast_attention_refuses_a_mask_of_the_wrong_shape() {
-    let mask = Mask::full(2, 3);
-    scaled_dot_product_attention_fast(&zeros(2, 4), &zeros(5, 4), &zeros(5, 6), Some(&mask));
-}
-
-#[test]
-#[should_panic(expected = "mask does not fit the scores")]
-fn fast_multi_head_refuses_a_mask_of_the_wrong_shape() {
-    let mha = random_multi_head(8, 2, 4, 4, false, &mut rng(1));
-    let mask = Mask::causal(3);
-    multi_head_output_fast(
-        &mha,
-        &zeros(3, 8),
-        &zeros(4, 8),
-        &zeros(4, 8),
-        Some(&mask),
-        1,
-    );
-}
-
-#[test]
-#[should_panic(expected = "multi-head attention: query is (3, 8), key (4, 8), value (5, 8)")]
-fn fast_multi_head_names_a_value_longer_than_the_key() {
-    let mha = random_multi_head(8, 2, 4, 4, false, &mut rng(1));
-    multi_head_forward_fast(&mha, &zeros(3, 8), &zeros(4, 8), &zeros(5, 8), None, 1);
-}
-
-#[test]
-#[should_panic(expected = "multi-head attention: query is (3, 8), key (4, 6), value (4, 8)")]
-fn fast_multi_head_names_a_key_of_the_wrong_width() {
-    let mha = random_multi_head(8, 2, 4, 4, false, &mut rng(1));
-    multi_head_forward_fast(&mha, &zeros(3, 8), &zeros(4, 6), &zeros(4, 8), None, 1);
 }
 
 #[test]

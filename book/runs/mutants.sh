@@ -41,7 +41,7 @@ groups=(
     "position_wise|src/feed_forward.rs src/layer_norm.rs src/sublayer.rs|properties_layers properties_backward properties_batch examples numerics panics|yes"
     "embeddings|src/embedding.rs src/positional.rs src/init.rs|properties_positional properties_model properties_backward examples panics init|yes"
     "stacks|src/encoder.rs src/decoder.rs src/model.rs|properties_layers properties_model properties_backward properties_batch decode|yes"
-    "fast|src/fast/*.rs src/blockwise.rs|properties_fast properties_blockwise numerics|no"
+    "fast|src/fast/*.rs src/blockwise.rs|properties_fast properties_blockwise numerics panics|no"
     "fixture|src/fixture/*.rs src/fixture/ops/*.rs|golden cli|no"
     "checkpoint|src/checkpoint.rs|checkpoint training cli|no"
     "book|src/book/*.rs|book figures fuzz_book book_text appendix worked_example claims serve|no"

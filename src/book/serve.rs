@@ -379,9 +379,8 @@ pub fn sources_fingerprint(served: &Path, dirs: &[PathBuf]) -> u64 {
 
 /// Polls `dirs` every `interval` until [`Site::stop`], starting from `built_from`, the
 /// [`sources_fingerprint`] of the sources the served book was built from; after a change,
-/// `rebuild` writes a new
-/// book into a sibling of the served directory (`.NAME.next`, emptied first). When it
-/// succeeds, the new book is published ([`Site::publish`]) and open pages reload; when it
+/// `rebuild` writes a new book into a sibling of the served directory (`.NAME.next`, emptied
+/// first). When it succeeds, the new book is published ([`Site::publish`]) and open pages reload; when it
 /// fails, its message is printed, the partial build removed, and the last good book stays.
 ///
 /// `rebuild` returns a line to print on success (what was built, in how long).
@@ -397,11 +396,10 @@ pub fn watch(
         Ok(next) => next,
         Err(e) => return eprintln!("error: cannot watch for changes: {e}"),
     };
-    let skip = [served, next.clone()];
     let mut seen = built_from;
     while !site.stopped() {
         std::thread::sleep(interval);
-        let now = fingerprint(dirs, &skip);
+        let now = sources_fingerprint(&served, dirs);
         if now == seen {
             continue;
         }
