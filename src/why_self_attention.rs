@@ -33,7 +33,7 @@ use crate::mask::Mask;
 /// [`SequenceLayer::row`] is the definition; [`SequenceLayer::forward`] computes all rows, in
 /// order, and a layer may replace it with whole-matrix products that give the same result.
 pub trait SequenceLayer<T: RealField + Copy> {
-    /// A short name, as in Table 1.
+    /// The layer's row name in Table 1, lower-cased.
     fn name(&self) -> &'static str;
 
     /// Output row `i` (shape (1, d)), from the input `x` (n, d) and the output rows computed
@@ -256,7 +256,7 @@ impl RestrictedSelfAttention {
 
 impl<T: RealField + Copy> SequenceLayer<T> for RestrictedSelfAttention {
     fn name(&self) -> &'static str {
-        "restricted self-attention"
+        "self-attention (restricted)"
     }
 
     fn row(&self, x: &DMatrix<T>, _earlier: &DMatrix<T>, i: usize) -> DMatrix<T> {

@@ -38,12 +38,70 @@ fn layers(
     seed: u64,
 ) -> Vec<Box<dyn SequenceLayer<f64>>> {
     let mut g = rng(seed);
+    // `random` leaves the biases at zero; give them values, so that a bias added with the
+    // wrong sign in either the row or the whole-matrix form shows.
+    let mut recurrent = Recurrent::random(d, &mut g);
+    recurrent.b = uniform(1, d, 1.0, &mut g);
+    let mut convolution = Convolution::random(d, k, dilation, &mut g);
+    convolution.b = uniform(1, d, 1.0, &mut g);
     vec![
         Box::new(SelfAttention),
-        Box::new(Recurrent::random(d, &mut g)),
-        Box::new(Convolution::random(d, k, dilation, &mut g)),
+        Box::new(recurrent),
+        Box::new(convolution),
         Box::new(RestrictedSelfAttention { r }),
     ]
+}
+
+#[test]
+fn each_layer_is_named_as_its_row_of_table_1() {
+    // Table 1's rows: Self-Attention, Recurrent, Convolutional, Self-Attention (restricted).
+    let names: Vec<&str> = layers(2, 3, 1, 3, 0).iter().map(|l| l.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "self-attention",
+            "recurrent",
+            "convolutional",
+            "self-attention (restricted)"
+        ]
+    );
+}
+
+#[test]
+fn a_recurrent_step_adds_the_bias_inside_the_tanh() {
+    // d = 1, W = 0.5, U = 0.25, b = -0.2: h_0 = tanh(0.5 x_0 - 0.2) and
+    // h_1 = tanh(0.5 x_1 + 0.25 h_0 - 0.2), by hand.
+    let layer = Recurrent {
+        w: DMatrix::from_element(1, 1, 0.5),
+        u: DMatrix::from_element(1, 1, 0.25),
+        b: DMatrix::from_element(1, 1, -0.2),
+    };
+    let x = DMatrix::from_column_slice(2, 1, &[1.0, -2.0]);
+    let h0 = (0.5f64 - 0.2).tanh();
+    let h1 = (-1.0 + 0.25 * h0 - 0.2).tanh();
+    let want = DMatrix::from_column_slice(2, 1, &[h0, h1]);
+    assert_abs_diff_eq!(layer.forward(&x), want, epsilon = 1e-15);
+    let mut by_rows = DMatrix::zeros(2, 1);
+    for t in 0..2 {
+        let row = layer.row(&x, &by_rows, t);
+        by_rows.row_mut(t).copy_from(&row);
+    }
+    assert_abs_diff_eq!(by_rows, want, epsilon = 1e-15);
+}
+
+#[test]
+fn an_even_kernel_reads_one_more_position_after_than_before() {
+    // c = (k - 1) / 2 rounded down: k = 4 gives c = 1, so the taps sit at -1, 0, 1, 2 times
+    // the dilation; k = 2 gives c = 0 (taps 0 and 1); odd k = 3 is centred (-1, 0, 1).
+    let offsets = |k: usize, s: usize| -> Vec<isize> {
+        let conv: Convolution<f64> = Convolution::random(1, k, s, &mut rng(0));
+        (0..k).map(|j| conv.offset(j)).collect()
+    };
+    assert_eq!(offsets(4, 1), [-1, 0, 1, 2]);
+    assert_eq!(offsets(4, 3), [-3, 0, 3, 6]);
+    assert_eq!(offsets(2, 1), [0, 1]);
+    assert_eq!(offsets(3, 2), [-2, 0, 2]);
+    assert_eq!(offsets(1, 5), [0]);
 }
 
 proptest! {
