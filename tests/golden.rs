@@ -925,4 +925,12 @@ fn tied_slots_of_different_shapes_are_named() {
         check_err(&j),
         "fixtures/x.json: inputs.x (as query): expected [.., n, 12] (width 12), found [2, 6, 8]"
     );
+    // An input beside the tied ones is named as itself.
+    let mut j = json_of("multi_head_attention-self-tied.json");
+    j["inputs"]["key_padding"] = serde_json::json!({"shape": [2, 5], "data": vec![0.0; 10]});
+    let msg = check_err(&j);
+    assert!(
+        msg.starts_with("fixtures/x.json: inputs.key_padding: ") && !msg.contains("(as "),
+        "{msg}"
+    );
 }
