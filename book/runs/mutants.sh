@@ -46,7 +46,7 @@ groups=(
     "checkpoint|src/checkpoint.rs|checkpoint training cli|no"
     "book|src/book/*.rs|book figures fuzz_book book_text appendix worked_example claims serve|no"
     "figures|src/book/figures/*.rs|figures book appendix|no"
-    "cli|src/cli*.rs src/config.rs src/why_self_attention.rs|cli bad_input why_self_attention golden|no"
+    "cli|src/cli*.rs src/config.rs src/why_self_attention.rs|cli bad_input why_self_attention golden examples|no"
 )
 
 want=("$@")
