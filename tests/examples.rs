@@ -655,6 +655,60 @@ fn the_vocabulary_ranges_reproduce_each_table3_count_and_nothing_beyond() {
 }
 
 #[test]
+fn the_vocabulary_ranges_agree_with_rounding_done_in_integers() {
+    // Against the rule itself, in exact integer arithmetic: a total t rounds to m million
+    // (halves up) when (2m - 1) 500,000 <= t < (2m + 1) 500,000. With d_ff = 4 d_model every
+    // count but the embedding is a multiple of d_model, and for d_model = 8, 16 or 32 so is
+    // (2m + 1) 500,000: the upper end then falls exactly on a vocabulary size, whose total is
+    // a half and rounds up, out of the range.
+    let rounds_to = |t: usize, m: usize| (2 * m - 1) * 500_000 <= t && t < (2 * m + 1) * 500_000;
+    let (mut ranges, mut exact_upper_ends, mut none) = (0, 0, 0);
+    for d_model in [8, 16, 32, 64, 512] {
+        for n_layers in 1..=3 {
+            let c = Config {
+                n_layers,
+                d_model,
+                d_ff: 4 * d_model,
+                h: 1,
+                d_k: d_model,
+                d_v: d_model,
+                ..Config::base()
+            };
+            let fixed = c.param_counts(0).total;
+            for m in 1..=40usize {
+                let total = |v: usize| c.param_counts(v).total;
+                match c.vocabularies_for(m as f64) {
+                    Some((lo, hi)) => {
+                        ranges += 1;
+                        assert!(lo >= 1 && lo <= hi, "{d_model}/{n_layers}/{m}: {lo}..={hi}");
+                        assert!(rounds_to(total(lo), m) && rounds_to(total(hi), m));
+                        assert!(lo == 1 || !rounds_to(total(lo - 1), m), "{lo}");
+                        assert!(!rounds_to(total(hi + 1), m), "{hi}");
+                        if total(hi + 1) == (2 * m + 1) * 500_000 {
+                            exact_upper_ends += 1;
+                        }
+                    }
+                    None => {
+                        none += 1;
+                        // no V >= 1 fits: either even V = 1 is past m, or the step d_model
+                        // jumps over the whole interval
+                        let first_at_or_above = (((2 * m - 1) * 500_000).saturating_sub(fixed))
+                            .div_ceil(d_model)
+                            .max(1);
+                        assert!(
+                            !rounds_to(total(first_at_or_above), m),
+                            "{d_model}/{n_layers}/{m}: V = {first_at_or_above} fits"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(ranges > 100 && none > 0, "{ranges} ranges, {none} empty");
+    assert!(exact_upper_ends > 20, "{exact_upper_ends}");
+}
+
+#[test]
 fn the_reported_numbers_are_table_3_as_printed() {
     // (row, PPL, BLEU, params in millions): Table 3 of the paper, newstest2013.
     let table: [(&str, f64, f64, Option<f64>); 20] = [

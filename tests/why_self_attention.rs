@@ -90,6 +90,19 @@ fn a_recurrent_step_adds_the_bias_inside_the_tanh() {
 }
 
 #[test]
+fn each_tap_of_a_random_convolution_has_its_own_weights() {
+    // The k taps are the k consecutive (d, d) blocks of one Xavier draw of shape (k d, d).
+    let conv: Convolution<f64> = Convolution::random(3, 4, 1, &mut rng(5));
+    assert_eq!(conv.w.len(), 4);
+    for a in 0..4 {
+        assert_eq!(conv.w[a].shape(), (3, 3));
+        for b in 0..a {
+            assert_ne!(conv.w[a], conv.w[b], "taps {b} and {a}");
+        }
+    }
+}
+
+#[test]
 fn an_even_kernel_reads_one_more_position_after_than_before() {
     // c = (k - 1) / 2 rounded down: k = 4 gives c = 1, so the taps sit at -1, 0, 1, 2 times
     // the dilation; k = 2 gives c = 0 (taps 0 and 1); odd k = 3 is centred (-1, 0, 1).
