@@ -192,9 +192,11 @@ fn a_gradient_off_by_one_part_in_a_million_fails_the_backward_check_only() {
     for (name, key) in [
         ("attention-causal.json", "q"),
         ("attention-self-tied.json", "x"),
+        ("attention-shared-kv.json", "k"),
         ("multi_head_attention-self-tied.json", "x"),
         ("multi_head_attention-cross-tied.json", "w_v"),
         ("feed_forward-relu.json", "w_1"),
+        ("feed_forward-d-model-1.json", "w_1"),
         ("layer_norm-eps-1e-5.json", "gain"),
         ("encoder_layer-post-norm.json", "x"),
         ("decoder_layer-post-norm.json", "memory"),
