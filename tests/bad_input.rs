@@ -6,7 +6,7 @@
 //! is set, so a panic would show one), abort on a failed allocation, or leave anything in its
 //! directory that it did not create (a partial checkpoint, book or run directory).
 //!
-//! The table has 118 rows.
+//! The table has 119 rows.
 
 #![cfg(feature = "book")]
 
@@ -257,6 +257,13 @@ fn table(busy: u16) -> Vec<Row> {
             "{dir}/f.json: not UTF-8 text: invalid bytes at offset 8 (line 1)",
         )
             .file("f.json", b"{\"op\": \"\xff\xfe\"}".to_vec()),
+        row(
+            "verify-not-utf8-line-3",
+            "verify {dir}/f.json",
+            2,
+            "{dir}/f.json: not UTF-8 text: invalid bytes at offset 9 (line 3)",
+        )
+        .file("f.json", b"{\n\"op\":\n\"\xff\"}".to_vec()),
         row(
             "verify-array",
             "verify {dir}/f.json",
@@ -1131,7 +1138,7 @@ fn every_command_refuses_bad_input_with_exit_2_and_a_named_problem() {
     let table = table(busy.local_addr().unwrap().port());
     assert_eq!(
         table.len(),
-        118,
+        119,
         "the module comment states the table's size"
     );
     let mut names: Vec<_> = table.iter().map(|r| r.name).collect();
