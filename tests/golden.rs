@@ -884,6 +884,76 @@ fn a_missing_tied_tensor_is_named() {
     );
 }
 
+/// The slots a tied tensor may feed, op by op, are those fixtures/README.md lists; the other
+/// ops have none. A tied tensor may not take the name of one of the op's own inputs (those
+/// its committed fixture gives).
+#[test]
+fn each_op_takes_tied_tensors_in_the_slots_the_format_documents() {
+    let documented: [(&str, &[&str]); 13] = [
+        ("softmax", &["x"]),
+        ("attention", &["q", "k", "v"]),
+        ("multi_head_attention", &["query", "key", "value"]),
+        ("feed_forward", &["x"]),
+        ("layer_norm", &["x"]),
+        ("encoder_layer", &["x"]),
+        ("decoder_layer", &["x", "memory"]),
+        ("transformer", &[]),
+        ("positional_encoding", &[]),
+        ("label_smoothing", &["logits"]),
+        ("adam", &[]),
+        ("param_count", &[]),
+        ("bleu", &[]),
+    ];
+    let mut ops: Vec<&str> = documented.iter().map(|(op, _)| *op).collect();
+    ops.sort_unstable();
+    let mut all = OPS.to_vec();
+    all.sort_unstable();
+    assert_eq!(ops, all, "every op is documented once");
+    let files = fixture::discover(&fixtures_dir()).expect("fixtures/ is readable");
+    let mut collisions = 0;
+    for (op, slots) in documented {
+        let file = files
+            .iter()
+            .find(|p| {
+                let j = json_of(p.file_name().unwrap().to_str().unwrap());
+                j["op"] == op && j.get("tied_inputs").is_none()
+            })
+            .unwrap_or_else(|| panic!("no fixture of op {op} without tied inputs"));
+        let j = json_of(file.file_name().unwrap().to_str().unwrap());
+        let mut bad = j.clone();
+        bad["tied_inputs"] = serde_json::json!({"t": ["nope"]});
+        let want = if slots.is_empty() {
+            format!("\"nope\": op {op} has no input a tied tensor can feed")
+        } else {
+            format!(
+                "\"nope\" is not an input of op {op} that a tensor can feed ({})",
+                slots.join(", ")
+            )
+        };
+        assert_eq!(
+            parse_err(&bad),
+            format!("fixtures/x.json: tied_inputs.t: {want}")
+        );
+        // BLEU's inputs are sentences, not tensors: no tied tensor feeds them, whatever its name
+        if op == "bleu" {
+            continue;
+        }
+        for input in j["inputs"].as_object().unwrap().keys() {
+            let mut bad = j.clone();
+            bad["tied_inputs"] = serde_json::json!({ input: [slots.first().unwrap_or(&"x")] });
+            assert_eq!(
+                parse_err(&bad),
+                format!(
+                    "fixtures/x.json: tied_inputs.{input}: {input:?} is itself an input of op \
+                     {op}; give the tied tensor a name of its own"
+                ),
+            );
+            collisions += 1;
+        }
+    }
+    assert!(collisions >= 15, "{collisions}");
+}
+
 #[test]
 fn a_slot_fed_twice_or_a_tied_name_that_is_a_slot_is_named() {
     let mut j = json_of("multi_head_attention-cross-tied.json");
