@@ -90,6 +90,24 @@ fn a_recurrent_step_adds_the_bias_inside_the_tanh() {
 }
 
 #[test]
+fn path_lengths_stops_at_its_layer_limit() {
+    // A contiguous convolution with k = 3 reaches one position further per layer, so joining
+    // positions 0 and 8 of n = 9 takes 8 layers; capped lower, the stack stops at the cap,
+    // not yet connected.
+    let (n, d) = (9, 2);
+    let x = input(n, d, 3);
+    let conv = Convolution::random(d, 3, 1, &mut rng(3));
+    let reads = dependencies(&conv, &x, DELTA);
+    let free = path_lengths(&reads, 100);
+    assert_eq!((free.layers, free.all_connected), (8, true));
+    for cap in 1..=8 {
+        let capped = path_lengths(&reads, cap);
+        assert_eq!(capped.layers, cap);
+        assert_eq!(capped.all_connected, cap == 8, "{cap} layers");
+    }
+}
+
+#[test]
 fn each_tap_of_a_random_convolution_has_its_own_weights() {
     // The k taps are the k consecutive (d, d) blocks of one Xavier draw of shape (k d, d).
     let conv: Convolution<f64> = Convolution::random(3, 4, 1, &mut rng(5));
