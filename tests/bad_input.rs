@@ -6,7 +6,7 @@
 //! is set, so a panic would show one), abort on a failed allocation, or leave anything in its
 //! directory that it did not create (a partial checkpoint, book or run directory).
 //!
-//! The table has 119 rows.
+//! The table has 122 rows.
 
 #![cfg(feature = "book")]
 
@@ -183,6 +183,14 @@ fn table(busy: u16) -> Vec<Row> {
             "--vocab 10000000000000000000 is too large to count",
         ),
         row(
+            // 2^53: its embedding in the big model, 2^63 parameters, fits in 64 bits, but the
+            // counts add several such terms, so it is refused too
+            "params-vocab-half-range",
+            "params --vocab 9007199254740992",
+            2,
+            "--vocab 9007199254740992 is too large to count",
+        ),
+        row(
             "params-vocab-beyond-usize",
             "params --vocab 100000000000000000000",
             2,
@@ -344,6 +352,21 @@ fn table(busy: u16) -> Vec<Row> {
             "{dir}/f.json: the file is 300000000 bytes",
         )
         .sparse("f.json", 300_000_000),
+        row(
+            "verify-file-one-byte-over",
+            "verify {dir}/f.json",
+            2,
+            "{dir}/f.json: the file is 268435457 bytes; files of more than 268435456 bytes",
+        )
+        .sparse("f.json", (256 << 20) + 1),
+        row(
+            // exactly the limit is read (and then is not JSON: it is all zero bytes)
+            "verify-file-at-the-limit",
+            "verify {dir}/f.json",
+            2,
+            "{dir}/f.json: not valid JSON",
+        )
+        .sparse("f.json", 256 << 20),
         // ---- bleu (text files)
         row("bleu-one-file", "bleu {dir}/r.txt", 2, "<HYPOTHESIS>").file("r.txt", "a\n"),
         row(
@@ -1138,7 +1161,7 @@ fn every_command_refuses_bad_input_with_exit_2_and_a_named_problem() {
     let table = table(busy.local_addr().unwrap().port());
     assert_eq!(
         table.len(),
-        119,
+        122,
         "the module comment states the table's size"
     );
     let mut names: Vec<_> = table.iter().map(|r| r.name).collect();

@@ -505,6 +505,44 @@ fn verify_exits_2_on_a_truncated_file_without_a_panic() {
 }
 
 #[test]
+fn verify_counts_each_kind_of_outcome_in_its_summary() {
+    // One match, one mismatch, one file that is not JSON and one too large to read: the
+    // summary counts each, and the exit status is that of the worst (2).
+    let good = fixtures_dir().join("softmax-rows.json");
+    let mut j = json_of("layer_norm-eps-1e-5.json");
+    let x = j["expected"]["output"]["data"][3].as_f64().unwrap();
+    j["expected"]["output"]["data"][3] = Value::from(x * (1.0 + 1e-6));
+    let mismatch = temp_file("count-mismatch", &j.to_string());
+    let not_json = temp_file("count-not-json", "{");
+    let huge = temp_file("count-huge", "");
+    std::fs::File::options()
+        .write(true)
+        .open(&huge)
+        .unwrap()
+        .set_len(300 << 20)
+        .unwrap();
+    let paths = [&good, &mismatch, &not_json, &huge].map(|p| p.display().to_string());
+    let out = aiayn(&["verify", &paths[0], &paths[1], &paths[2], &paths[3]]);
+    for p in [&mismatch, &not_json, &huge] {
+        std::fs::remove_file(p).ok();
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert_eq!(
+        stdout.lines().last(),
+        Some("1 passed, 1 failed, 2 unreadable or malformed"),
+        "{stdout}"
+    );
+    // and with nothing but matches, 0
+    let out = aiayn(&["verify", &paths[0], &paths[0]]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().last(),
+        Some("2 passed, 0 failed, 0 unreadable or malformed")
+    );
+}
+
+#[test]
 fn verify_exits_2_on_a_missing_file() {
     let out = aiayn(&["verify", "no/such/fixture.json"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
