@@ -222,3 +222,33 @@ pub fn table1(args: &Table1Args) -> Result<ExitCode, CliError> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::median_time;
+    use std::time::Duration;
+
+    #[test]
+    fn a_fast_function_is_timed_51_times_after_a_warm_up() {
+        // A call of a few nanoseconds: 51 runs take far less than 0.2 s, so the cap of 51 stops
+        // the loop.
+        let mut calls = 0;
+        let t = median_time(|| calls += 1);
+        assert_eq!(calls, 52);
+        assert!(t >= 0.0 && t < 1e-3, "{t}");
+    }
+
+    #[test]
+    fn a_slow_function_is_timed_5_times_and_the_median_is_taken() {
+        // After the warm-up, runs of 20, 30, 40, 150 and 200 ms: past 0.2 s after 5 runs; the
+        // median is 40 ms (the mean would be 88).
+        let ms = [0u64, 20, 30, 40, 150, 200];
+        let mut calls = 0;
+        let t = median_time(|| {
+            std::thread::sleep(Duration::from_millis(ms[calls.min(5)]));
+            calls += 1;
+        });
+        assert_eq!(calls, 6);
+        assert!((0.040..0.070).contains(&t), "{t}");
+    }
+}
