@@ -352,3 +352,88 @@ fn fit_vocab_finds_one_vocabulary_for_every_table3_count_but_the_big_models() {
         .collect();
     assert_eq!(but, ["every row but big: V in 41004..=41208"], "{text}");
 }
+
+#[test]
+fn table1_times_each_layer_at_each_length_and_reports_the_crossover_it_measured() {
+    let out = aiayn(&[
+        "table1", "--d", "8", "--max-n", "64", "--k", "3", "--r", "5", "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let j: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(
+        j["command"],
+        "aiayn table1 --d 8 --max-n 64 --k 3 --r 5 --json"
+    );
+    assert_eq!(
+        (j["d"].as_u64(), j["k"].as_u64(), j["r"].as_u64()),
+        (Some(8), Some(3), Some(5))
+    );
+    let rows = j["rows"].as_array().unwrap();
+    let ns: Vec<u64> = rows.iter().map(|r| r["n"].as_u64().unwrap()).collect();
+    assert_eq!(ns, [16, 32, 64], "lengths double from 16 up to --max-n");
+    let kinds = [
+        "self_attention",
+        "recurrent",
+        "convolutional",
+        "restricted_self_attention",
+    ];
+    let mut times = Vec::new();
+    for row in rows {
+        let n = row["n"].as_u64().unwrap();
+        let t: Vec<f64> = kinds
+            .iter()
+            .map(|k| row[format!("{k}_s")].as_f64().unwrap())
+            .collect();
+        assert!(t.iter().all(|s| s.is_finite() && *s > 0.0), "{row}");
+        times.push((n, t[0], t[1]));
+        // Table 1's operations, counted by hand for d = 8: attention 2 n^2 d, the recurrence
+        // 2 n d^2, a k = 3 convolution d^2 per tap inside the sequence (3 n - 2 of them), the
+        // r = 5 window 2 d per (query, key) pair (5 n - 6 pairs)
+        let m = &row["multiply_adds"];
+        assert_eq!(m["self_attention"].as_u64(), Some(2 * n * n * 8), "{row}");
+        assert_eq!(m["recurrent"].as_u64(), Some(2 * n * 64), "{row}");
+        assert_eq!(m["convolutional"].as_u64(), Some((3 * n - 2) * 64), "{row}");
+        assert_eq!(
+            m["restricted_self_attention"].as_u64(),
+            Some((5 * n - 6) * 16),
+            "{row}"
+        );
+    }
+    // the summary is what the rows show
+    let slower = times.iter().find(|(_, sa, rec)| sa > rec).map(|t| t.0);
+    let faster = times
+        .iter()
+        .take_while(|(_, sa, rec)| sa <= rec)
+        .last()
+        .map(|t| t.0);
+    assert_eq!(j["self_attention_slower_from_n"].as_u64(), slower, "{j}");
+    assert_eq!(j["self_attention_faster_up_to_n"].as_u64(), faster, "{j}");
+
+    let out = aiayn(&["table1", "--d", "8", "--max-n", "32"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].contains("d = 8, k = 3, r = 32"), "{text}");
+    assert!(
+        lines[2].split_whitespace().eq([
+            "n",
+            "self-attention",
+            "recurrent",
+            "convolutional",
+            "restricted"
+        ]),
+        "{text}"
+    );
+    for (line, n) in lines[3..5].iter().zip(["16", "32"]) {
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(cells.len(), 5, "{text}");
+        assert_eq!(cells[0], n, "{text}");
+        assert!(
+            cells[1..]
+                .iter()
+                .all(|c| c.parse::<f64>().is_ok_and(|ms| ms > 0.0)),
+            "{text}"
+        );
+    }
+    assert!(lines[5].starts_with("self-attention is"), "{text}");
+}
