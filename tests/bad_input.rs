@@ -6,7 +6,7 @@
 //! is set, so a panic would show one), abort on a failed allocation, or leave anything in its
 //! directory that it did not create (a partial checkpoint, book or run directory).
 //!
-//! The table has 122 rows.
+//! The table has 124 rows.
 
 #![cfg(feature = "book")]
 
@@ -209,6 +209,18 @@ fn table(busy: u16) -> Vec<Row> {
             "table1 --d 0",
             2,
             "--d, --k and --r must be at least 1",
+        ),
+        row(
+            "table1-k-zero",
+            "table1 --d 8 --k 0 --max-n 16",
+            2,
+            "--d, --k and --r must be at least 1 (given d = 8, k = 0, r = 32)",
+        ),
+        row(
+            "table1-r-zero",
+            "table1 --d 8 --r 0 --max-n 16",
+            2,
+            "--d, --k and --r must be at least 1 (given d = 8, k = 3, r = 0)",
         ),
         row(
             "table1-n-small",
@@ -1161,7 +1173,7 @@ fn every_command_refuses_bad_input_with_exit_2_and_a_named_problem() {
     let table = table(busy.local_addr().unwrap().port());
     assert_eq!(
         table.len(),
-        122,
+        124,
         "the module comment states the table's size"
     );
     let mut names: Vec<_> = table.iter().map(|r| r.name).collect();

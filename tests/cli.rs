@@ -368,6 +368,20 @@ fn table1_times_each_layer_at_each_length_and_reports_the_crossover_it_measured(
         (j["d"].as_u64(), j["k"].as_u64(), j["r"].as_u64()),
         (Some(8), Some(3), Some(5))
     );
+    // the machine: the CPU's model name where /proc/cpuinfo gives one, then OS and architecture
+    let machine = j["machine"].as_str().unwrap();
+    let os_arch = format!(", {} {}", std::env::consts::OS, std::env::consts::ARCH);
+    assert!(machine.ends_with(&os_arch), "{machine}");
+    let model = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with("model name"))
+            .map(|l| l.split(':').nth(1).unwrap().trim().to_string())
+    });
+    assert_eq!(
+        machine.strip_suffix(&os_arch),
+        Some(model.as_deref().unwrap_or("unknown CPU")),
+        "{machine}"
+    );
     let rows = j["rows"].as_array().unwrap();
     let ns: Vec<u64> = rows.iter().map(|r| r["n"].as_u64().unwrap()).collect();
     assert_eq!(ns, [16, 32, 64], "lengths double from 16 up to --max-n");
