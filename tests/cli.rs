@@ -171,6 +171,56 @@ fn the_train_log_names_the_epoch_of_each_step_s_batch() {
     let task = Task::by_name("copy", 1).unwrap();
     let want: usize = task.train.iter().map(|p| p.tgt.len() + 1).sum();
     assert_eq!(targets, want, "epoch 0's target tokens:\n{log}");
+
+    // Held-out metrics every 1000 steps and at the last: here only on step 12.
+    for row in log.lines().skip(1) {
+        let cells: Vec<&str> = row.split(',').collect();
+        let evaluated = !cells[8].is_empty();
+        assert_eq!(evaluated, cells[0] == "12", "{row}");
+    }
+    // The rate is the tokens of both sides trained on so far over the time so far; the log
+    // rounds the time to 0.01 s and the rate to 1 token/s.
+    let mut so_far = 0.0;
+    for row in log.lines().skip(1) {
+        let cells: Vec<f64> = row.split(',').take(8).map(|c| c.parse().unwrap()).collect();
+        so_far += cells[4] + cells[5];
+        let (rate, elapsed) = (cells[6], cells[7]);
+        if elapsed >= 0.05 {
+            let slack = so_far * 0.006 / elapsed + elapsed;
+            assert!(
+                (rate * elapsed - so_far).abs() <= slack,
+                "{rate} tokens/s x {elapsed} s against {so_far} tokens: {row}"
+            );
+        }
+    }
+}
+
+#[test]
+fn train_starts_each_task_with_the_model_and_run_the_training_chapter_gives() {
+    // The training chapter: d_model 64, h 4, d_ff 256, N = 2; 1500 steps of 2500-token batches
+    // for copy, 6000 steps of 3000-token batches for translate. The run is stopped after its
+    // first line.
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    for (task, steps, batch) in [("copy", 1500, 2500), ("translate", 6000, 3000)] {
+        let dir = scratch(&format!("cli-train-defaults-{task}"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_aiayn"))
+            .args(["train", task, "--out", dir.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the binary runs");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        child.kill().ok();
+        child.wait().ok();
+        let want = format!(
+            "d_model 64, 2 + 2 layers, h 4, d_ff 256; steps 1..{steps}, {batch} batch tokens"
+        );
+        assert!(first.contains(&want), "{task}: {first}");
+    }
 }
 
 #[test]
