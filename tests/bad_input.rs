@@ -6,7 +6,7 @@
 //! is set, so a panic would show one), abort on a failed allocation, or leave anything in its
 //! directory that it did not create (a partial checkpoint, book or run directory).
 //!
-//! The table has 124 rows.
+//! The table has 125 rows.
 
 #![cfg(feature = "book")]
 
@@ -914,6 +914,15 @@ fn table(busy: u16) -> Vec<Row> {
         )
         .absent(&["run"]),
         row(
+            // at the per-flag limit itself, the size passes its own check and is refused for
+            // the parameters it would take
+            "train-layers-at-limit",
+            "train copy --layers 1024 --d-model 1024 --heads 1 --out {dir}/run",
+            2,
+            "the model would have",
+        )
+        .absent(&["run"]),
+        row(
             "train-too-many-parameters",
             "train copy --d-model 8192 --heads 8 --out {dir}/run",
             2,
@@ -1173,7 +1182,7 @@ fn every_command_refuses_bad_input_with_exit_2_and_a_named_problem() {
     let table = table(busy.local_addr().unwrap().port());
     assert_eq!(
         table.len(),
-        124,
+        125,
         "the module comment states the table's size"
     );
     let mut names: Vec<_> = table.iter().map(|r| r.name).collect();
