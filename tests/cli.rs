@@ -290,6 +290,24 @@ fn train_writes_a_log_and_checkpoints_and_translate_reads_them() {
         "{}",
         stdout(&out)
     );
+    // Four held-out examples: source, reference, greedy output of at most the source's length
+X
+    let text = stdout(&out);
+    let examples: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("held-out examples"))
+        .skip(1)
+        .take(12)
+        .collect();
+    assert_eq!(examples.len(), 12, "{text}");
+    for e in examples.chunks(3) {
+        let words = |l: &str| {
+            l.trim_end_matches("   (differs)")
+                .split_whitespace()
+                .count()
+        };
+        assert!(words(e[2]) <= words(e[0]) + 50, "{e:?}");
+    }
     let log = std::fs::read_to_string(dir.join("log.csv")).unwrap();
     let lines: Vec<&str> = log.lines().collect();
     assert_eq!(lines.len(), 4, "a header and one row per step:\n{log}");
