@@ -6,7 +6,7 @@
 //! is set, so a panic would show one), abort on a failed allocation, or leave anything in its
 //! directory that it did not create (a partial checkpoint, book or run directory).
 //!
-//! The table has 125 rows.
+//! The table has 127 rows.
 
 #![cfg(feature = "book")]
 
@@ -865,6 +865,20 @@ fn table(busy: u16) -> Vec<Row> {
         )
         .absent(&["run"]),
         row(
+            "train-lr-zero",
+            "train copy --lr-scale 0 --steps 1 --eval-pairs 1 --out {dir}/run",
+            2,
+            "--lr-scale 0 must be a positive number",
+        )
+        .absent(&["run"]),
+        row(
+            "train-lr-inf",
+            "train copy --lr-scale inf --steps 1 --eval-pairs 1 --out {dir}/run",
+            2,
+            "--lr-scale inf must be a positive number",
+        )
+        .absent(&["run"]),
+        row(
             "train-lr-nan",
             "train copy --lr-scale NaN --out {dir}/run",
             2,
@@ -1182,7 +1196,7 @@ fn every_command_refuses_bad_input_with_exit_2_and_a_named_problem() {
     let table = table(busy.local_addr().unwrap().port());
     assert_eq!(
         table.len(),
-        125,
+        127,
         "the module comment states the table's size"
     );
     let mut names: Vec<_> = table.iter().map(|r| r.name).collect();

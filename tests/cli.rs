@@ -556,3 +556,58 @@ fn table1_times_each_layer_at_each_length_and_reports_the_crossover_it_measured(
     }
     assert!(lines[5].starts_with("self-attention is"), "{text}");
 }
+
+#[test]
+fn a_new_run_starts_a_new_log_and_a_resumed_one_continues_it() {
+    let dir = scratch("cli-train-log-modes");
+    let run = |steps: &str, resume: Option<&std::path::Path>| {
+        let mut args = vec![
+            "train",
+            "copy",
+            "--d-model",
+            "8",
+            "--heads",
+            "1",
+            "--layers",
+            "1",
+            "--batch-tokens",
+            "100",
+            "--eval-pairs",
+            "1",
+            "--steps",
+            steps,
+            "--out",
+            dir.to_str().unwrap(),
+        ];
+        if let Some(ckpt) = resume {
+            args.extend(["--resume", ckpt.to_str().unwrap()]);
+        }
+        let out = aiayn(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        std::fs::read_to_string(dir.join("log.csv")).unwrap()
+    };
+    let steps_of = |log: &str| -> Vec<String> {
+        log.lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap().to_string())
+            .collect()
+    };
+    let first = run("2", None);
+    assert!(first.starts_with("step,epoch,"), "{first}");
+    assert_eq!(steps_of(&first), ["1", "2"]);
+    // the same directory, no --resume: the old log is replaced, header and all
+    let second = run("3", None);
+    assert!(second.starts_with("step,epoch,"), "{second}");
+    assert_eq!(steps_of(&second), ["1", "2", "3"]);
+    // --resume appends to the log, without a second header
+    let ckpt = dir.join("ckpt-000003.safetensors");
+    let resumed = run("4", Some(&ckpt));
+    assert_eq!(resumed.matches("step,epoch,").count(), 1, "{resumed}");
+    assert_eq!(steps_of(&resumed), ["1", "2", "3", "4"]);
+    // --resume without a log to continue starts one, with its header
+    std::fs::remove_file(dir.join("log.csv")).unwrap();
+    let ckpt = dir.join("ckpt-000004.safetensors");
+    let restarted = run("5", Some(&ckpt));
+    assert!(restarted.starts_with("step,epoch,"), "{restarted}");
+    assert_eq!(steps_of(&restarted), ["5"]);
+}
