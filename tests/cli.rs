@@ -464,6 +464,7 @@ fn table1_times_each_layer_at_each_length_and_reports_the_crossover_it_measured(
         "table1", "--d", "8", "--max-n", "64", "--k", "3", "--r", "5", "--json",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("n = "), "{}", stderr(&out));
     let j: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
     assert_eq!(
         j["command"],
@@ -555,6 +556,15 @@ fn table1_times_each_layer_at_each_length_and_reports_the_crossover_it_measured(
         );
     }
     assert!(lines[5].starts_with("self-attention is"), "{text}");
+    // progress goes to stderr, one line per length, in text mode only (JSON stays parseable
+    // and quiet)
+    let progress: Vec<String> = stderr(&out)
+        .lines()
+        .filter(|l| l.starts_with("n = "))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(progress.len(), 2, "{}", stderr(&out));
+    assert!(progress[0].starts_with("n =    16: ") && progress[1].starts_with("n =    32: "));
 }
 
 #[test]
