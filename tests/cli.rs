@@ -327,6 +327,15 @@ fn train_writes_a_log_and_checkpoints_and_translate_reads_them() {
     let ok = translate(&ckpt, b"the dog sees a cat\n\nthe cats sleep\n");
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
     assert_eq!(stdout(&ok).lines().count(), 3, "one line out per line in");
+    // at most the input's length + 50 tokens (§6.1); an empty line stays empty
+    let lens: Vec<usize> = stdout(&ok)
+        .lines()
+        .map(|l| l.split_whitespace().count())
+        .collect();
+    assert!(
+        lens[0] <= 5 + 50 && lens[1] == 0 && lens[2] <= 3 + 50,
+        "{lens:?}"
+    );
     for flags in [&["--beam", "1"][..], &["--beam", "3", "--alpha", "0"]] {
         let out = translate_with(&ckpt, flags, b"the dog sees a cat\n\nthe cats sleep\n");
         assert_eq!(out.status.code(), Some(0), "{flags:?}: {}", stderr(&out));
