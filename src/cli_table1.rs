@@ -241,7 +241,7 @@ mod tests {
     #[test]
     fn a_slow_function_is_timed_5_times_and_the_median_is_taken() {
         // After the warm-up, runs of 20, 30, 40, 150 and 200 ms: past 0.2 s after 5 runs; the
-        // median is 40 ms (the mean would be 88); a late wake-up may add a little, never 100 ms.
+        // median is 40 ms (the mean would be 88); the bound allows a late wake-up of up to 100 ms.
         let ms = [0u64, 20, 30, 40, 150, 200];
         let mut calls = 0;
         let t = median_time(|| {
