@@ -157,9 +157,13 @@ fn the_train_log_names_the_epoch_of_each_step_s_batch() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let log = std::fs::read_to_string(dir.join("log.csv")).unwrap();
+    let rows: Vec<(&str, Vec<&str>)> = log
+        .lines()
+        .skip(1)
+        .map(|row| (row, row.split(',').collect()))
+        .collect();
     let (mut targets, mut epochs) = (0, Vec::new());
-    for row in log.lines().skip(1) {
-        let cells: Vec<&str> = row.split(',').collect();
+    for (_, cells) in &rows {
         let epoch: u64 = cells[1].parse().unwrap();
         if epoch == 0 {
             targets += cells[5].parse::<usize>().unwrap();
@@ -173,18 +177,15 @@ fn the_train_log_names_the_epoch_of_each_step_s_batch() {
     assert_eq!(targets, want, "epoch 0's target tokens:\n{log}");
 
     // Held-out metrics every 1000 steps and at the last: here only on step 12.
-    for row in log.lines().skip(1) {
-        let cells: Vec<&str> = row.split(',').collect();
-        let evaluated = !cells[8].is_empty();
-        assert_eq!(evaluated, cells[0] == "12", "{row}");
-    }
     // The rate is the tokens of both sides trained on so far over the time so far; the log
     // rounds the time to 0.01 s and the rate to 1 token/s.
     let mut so_far = 0.0;
-    for row in log.lines().skip(1) {
-        let cells: Vec<f64> = row.split(',').take(8).map(|c| c.parse().unwrap()).collect();
-        so_far += cells[4] + cells[5];
-        let (rate, elapsed) = (cells[6], cells[7]);
+    for (row, cells) in &rows {
+        let evaluated = !cells[8].is_empty();
+        assert_eq!(evaluated, cells[0] == "12", "{row}");
+        let num = |i: usize| -> f64 { cells[i].parse().unwrap() };
+        so_far += num(4) + num(5);
+        let (rate, elapsed) = (num(6), num(7));
         if elapsed >= 0.05 {
             let slack = so_far * 0.006 / elapsed + elapsed;
             assert!(
@@ -198,10 +199,10 @@ fn the_train_log_names_the_epoch_of_each_step_s_batch() {
 #[test]
 fn the_first_steps_of_the_books_training_runs_come_out_as_logged() {
     // The training chapter's commands (`aiayn train copy`, `aiayn train translate`) are
-    // deterministic; the first three steps of each, run again with only --steps (and the held-out
-    // pairs evaluated at the end) changed, give
-    // the committed logs' first rows: the same losses, learning rates and token counts. Any
-    // change to a default (model size, heads, schedule, batch, dropout, smoothing, seed) shows.
+    // deterministic; the first three steps of each, run again with only --steps (and the
+    // held-out pairs evaluated at the end) changed, give the committed logs' first rows: the
+    // same losses, learning rates and token counts. Any change to a default (model size, heads,
+    // schedule, batch, dropout, smoothing, seed) shows.
     for task in ["copy", "translate"] {
         let dir = scratch(&format!("cli-train-reproduce-{task}"));
         let out = aiayn(&[
