@@ -100,7 +100,7 @@ pub fn table1(args: &Table1Args) -> Result<ExitCode, CliError> {
         ("--max-n and --d: the n x d input", [args.max_n, d, 1]),
     ] {
         let values = factors.iter().try_fold(1usize, |a, &b| a.checked_mul(b));
-        if values.is_none_or(|v| v > MAX_VALUES) {
+        if too_many_values(values) {
             return Err(CliError::usage(format!(
                 "{what} would be {} values; at most {MAX_VALUES} (1 GiB of f32) are timed \
                  (given d = {d}, k = {k}, max n = {})",
@@ -223,9 +223,14 @@ pub fn table1(args: &Table1Args) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Whether a matrix of this many values (`None`: more than `usize` holds) is over the limit.
+fn too_many_values(values: Option<usize>) -> bool {
+    values.is_none_or(|v| v > MAX_VALUES)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::median_time;
+    use super::{median_time, too_many_values};
     use std::time::Duration;
 
     #[test]
@@ -250,5 +255,14 @@ mod tests {
         });
         assert_eq!(calls, 6);
         assert!((0.040..0.140).contains(&t), "{t}");
+    }
+
+    #[test]
+    fn a_matrix_of_up_to_2_to_the_28_values_is_timed_and_no_larger() {
+        assert!(!too_many_values(Some(1)));
+        assert!(!too_many_values(Some((1 << 28) - 1)));
+        assert!(!too_many_values(Some(1 << 28)));
+        assert!(too_many_values(Some((1 << 28) + 1)));
+        assert!(too_many_values(None));
     }
 }

@@ -335,7 +335,7 @@ fn new_trainer(args: &TrainArgs) -> Result<(Trainer<f32>, RunInfo), CliError> {
     };
     config.validate().map_err(|e| usage(e.to_string()))?;
     let parameters = config.param_counts(task.vocab.len()).total;
-    if parameters > MAX_PARAMETERS {
+    if too_many_parameters(parameters) {
         return Err(usage(format!(
             "the model would have {parameters} parameters; `aiayn train` builds at most \
              {MAX_PARAMETERS} (2^28; the paper's big model has 213 million)"
@@ -554,4 +554,22 @@ pub fn evaluate(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether a model of this many parameters is more than `aiayn train` builds.
+fn too_many_parameters(parameters: usize) -> bool {
+    parameters > MAX_PARAMETERS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::too_many_parameters;
+
+    #[test]
+    fn a_model_of_up_to_2_to_the_28_parameters_is_built_and_no_larger() {
+        assert!(!too_many_parameters(0));
+        assert!(!too_many_parameters((1 << 28) - 1));
+        assert!(!too_many_parameters(1 << 28));
+        assert!(too_many_parameters((1 << 28) + 1));
+    }
 }

@@ -57,12 +57,18 @@ missed_list=book/runs/mutants-missed.txt
 touch "$missed_list"
 
 # Runs the mutants named in file $2 again, with cargo-mutants' output under $1 and any further
-# arguments passed on to it; prints the name of the file of those still missed.
+# arguments passed on to it. Writes, of those asked about, the ones still missed
+# ($1/missed-of-list.txt), the ones that timed out ($1/timeout-of-list.txt) and the two together
+# ($1/open-of-list.txt: what the next recheck starts from); prints the name of the first.
 recheck() {
     local dir=$1 list=$2
     shift 2
+    mkdir -p "$dir"
     if [ ! -s "$list" ]; then
-        echo "$list"
+        : > "$dir/missed-of-list.txt"
+        : > "$dir/timeout-of-list.txt"
+        : > "$dir/open-of-list.txt"
+        echo "$dir/missed-of-list.txt"
         return
     fi
     local re
@@ -72,6 +78,9 @@ recheck() {
     # -F also picks up a few mutants whose names do not match (struct-field deletions on the
     # same lines): keep only the ones asked about
     grep -Fxf "$list" "$dir/mutants.out/missed.txt" > "$dir/missed-of-list.txt" || true
+    # a mutant that runs the tests past the timeout is not caught: it goes to the timeout column
+    grep -Fxf "$list" "$dir/mutants.out/timeout.txt" > "$dir/timeout-of-list.txt" || true
+    cat "$dir/missed-of-list.txt" "$dir/timeout-of-list.txt" > "$dir/open-of-list.txt"
     echo "$dir/missed-of-list.txt"
 }
 
@@ -93,7 +102,7 @@ tally() {
     cargo mutants --list "${file_args[@]}" > "$1/listed.txt"
     python3 - "$@" <<'EOF'
 import glob, json, os, sys
-out, name, still_missed, commit, without = sys.argv[1:6]
+out, name, still_missed, commit, without, timed_out = sys.argv[1:7]
 # every mutant by its latest outcome: the earlier passes of an ITERATE=1 run, then this one
 passes = sorted(glob.glob(os.path.join(out, "passes", "*.json")),
                 key=lambda p: int(os.path.basename(p)[:-5]))
@@ -112,8 +121,10 @@ latest = {m: latest[m] for m in listed}  # outcomes of mutants the code no longe
 with open(os.path.join(out, "latest-missed.txt"), "w") as f:
     f.writelines(m + "\n" for m, v in latest.items() if v == "MissedMutant")
 count = lambda s: sum(v == s for v in latest.values())
-caught = count("CaughtMutant") + count("MissedMutant") - int(still_missed)
-print(f"{name}\t{len(latest)}\t{caught}\t{still_missed}\t{count('Unviable')}\t{count('Timeout')}\t{commit}\t{without}")
+# the first pass's misses, less those the rechecks left missed or saw time out
+caught = count("CaughtMutant") + count("MissedMutant") - int(still_missed) - int(timed_out)
+timeout = count("Timeout") + int(timed_out)
+print(f"{name}\t{len(latest)}\t{caught}\t{still_missed}\t{count('Unviable')}\t{timeout}\t{commit}\t{without}")
 EOF
 }
 
@@ -141,8 +152,10 @@ for g in "${groups[@]}"; do
         # alive at its first recheck are run again. Tests are only ever added, so what was
         # caught stays caught.
         echo "== $name: the mutants the last run left alive, rechecked" >&2
-        for prior in "$out"/recheck-without-golden/{missed-of-list.txt,mutants.out/missed.txt} \
-            "$out"/recheck/{missed-of-list.txt,mutants.out/missed.txt} "$out"/mutants.out/missed.txt; do
+        for prior in "$out"/recheck-without-golden/{open-of-list.txt,missed-of-list.txt} \
+            "$out"/recheck-without-golden/mutants.out/missed.txt \
+            "$out"/recheck/{open-of-list.txt,missed-of-list.txt,mutants.out/missed.txt} \
+            "$out"/mutants.out/missed.txt; do
             [ -f "$prior" ] && break
         done
         cp "$prior" "$out/prior-missed.txt"
@@ -173,7 +186,7 @@ for g in "${groups[@]}"; do
         cargo mutants "${args[@]}" || true # exit status 2 means "some missed"; read the outcomes
     fi
     # no recheck of a first pass that did not finish
-    tally "$out" "$name" 0 "$commit" - > /dev/null
+    tally "$out" "$name" 0 "$commit" - 0 > /dev/null
 
     # What the group's tests missed is run again: for the math groups first against every test
     # but the golden fixtures (what the invariants catch on their own), then, whatever is still
@@ -183,10 +196,13 @@ for g in "${groups[@]}"; do
     if [ "$math" = yes ]; then
         missed=$(recheck "$out/recheck-without-golden" "$missed" "${without_golden[@]}")
         without=$(wc -l < "$missed")
+        # what timed out without the golden tests goes on to the whole suite too
+        missed=$out/recheck-without-golden/open-of-list.txt
     fi
     missed=$(recheck "$out/recheck" "$missed")
     still_missed=$(wc -l < "$missed")
-    row=$(tally "$out" "$name" "$still_missed" "$commit" "$without")
+    timed_out=$(wc -l < "$out/recheck/timeout-of-list.txt")
+    row=$(tally "$out" "$name" "$still_missed" "$commit" "$without" "$timed_out")
     # a group run again replaces its earlier line and survivors
     sed -i "/^$name\t/d" "$summary"
     sed -i "/^$name: /d" "$missed_list"
