@@ -143,7 +143,7 @@ pub fn table1(args: &Table1Args) -> Result<ExitCode, CliError> {
         rows.push((n, seconds));
     }
     // The first measured n at which self-attention is slower than the recurrent layer.
-    let crossover = rows.iter().find(|(_, s)| s[0] > s[1]).map(|(n, _)| *n);
+    let crossover = first_slower(&rows);
     let last_faster = rows
         .iter()
         .take_while(|(_, s)| s[0] <= s[1])
@@ -223,6 +223,13 @@ pub fn table1(args: &Table1Args) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The first n of the rows (n and the seconds of each kind, self-attention first, then the
+/// recurrent layer) at which self-attention is slower than the recurrent layer; a tie is not
+/// slower.
+fn first_slower(rows: &[(usize, Vec<f64>)]) -> Option<usize> {
+    rows.iter().find(|(_, s)| s[0] > s[1]).map(|(n, _)| *n)
+}
+
 /// Whether a matrix of this many values (`None`: more than `usize` holds) is over the limit.
 fn too_many_values(values: Option<usize>) -> bool {
     values.is_none_or(|v| v > MAX_VALUES)
@@ -230,7 +237,7 @@ fn too_many_values(values: Option<usize>) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{median_time, too_many_values};
+    use super::{first_slower, median_time, too_many_values};
     use std::time::Duration;
 
     #[test]
@@ -264,5 +271,19 @@ mod tests {
         assert!(!too_many_values(Some(1 << 28)));
         assert!(too_many_values(Some((1 << 28) + 1)));
         assert!(too_many_values(None));
+    }
+
+    #[test]
+    fn the_crossover_is_the_first_n_where_self_attention_is_slower_and_a_tie_is_not_slower() {
+        let row = |n, attention, recurrent| (n, vec![attention, recurrent, 9.0, 9.0]);
+        let rows = [
+            row(8, 1.0, 2.0),
+            row(16, 2.0, 2.0),
+            row(32, 3.0, 2.0),
+            row(64, 1.0, 2.0),
+        ];
+        assert_eq!(first_slower(&rows), Some(32));
+        assert_eq!(first_slower(&rows[..2]), None);
+        assert_eq!(first_slower(&[]), None);
     }
 }
