@@ -1,6 +1,7 @@
 //! The figures as a reader sees them, checked from the SVG the book ships: every element lies
-//! inside the picture, no two labels are drawn over each other, a label placed in a box or a
-//! cell fits inside it, every arrow of the data-flow diagram ends on the edge of a box or a
+//! inside the picture, which no empty band more than 60 px wide crosses, no two labels are
+//! drawn over each other, a label placed in a box or a cell fits inside it (and in a square
+//! cell, is centred in it), every arrow of the data-flow diagram ends on the edge of a box or a
 //! circle or at the label it points to, and the cells of a heatmap never cover each other
 //! (beyond the 0.3 px by which a colour bar's strips overlap so that no seam shows).
 //!
@@ -455,6 +456,46 @@ fn every_element_and_label_lies_inside_the_picture() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// The widest band, across the whole picture, that nothing is drawn in: along one axis, each
+/// element given as the span it covers, in a picture `size` long.
+fn widest_empty_band(mut spans: Vec<(f64, f64)>, size: f64) -> (f64, f64) {
+    spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (mut reach, mut widest) = (0.0f64, (0.0, 0.0));
+    for (from, to) in spans.into_iter().chain([(size, size)]) {
+        if from - reach > widest.0 {
+            widest = (from - reach, reach);
+        }
+        reach = reach.max(to);
+    }
+    widest
+}
+
+#[test]
+fn no_empty_band_wider_than_60_px_crosses_a_picture() {
+    let mut problems = Vec::new();
+    for (name, d) in drawings() {
+        let (mut across, mut down) = (Vec::new(), Vec::new());
+        let boxes = d.labels.iter().map(|l| bounds(&l.poly));
+        for r in boxes.chain(d.rects.iter().chain(&d.cells).copied()) {
+            across.push((r.x, r.x + r.w));
+            down.push((r.y, r.y + r.h));
+        }
+        for &(x, y) in &d.points {
+            across.push((x, x));
+            down.push((y, y));
+        }
+        for (axis, spans, size) in [("x", across, d.width), ("y", down, d.height)] {
+            let (width, from) = widest_empty_band(spans, size);
+            if width > 60.0 {
+                problems.push(format!(
+                    "{name}: nothing drawn for {width:.1} px from {axis} = {from:.1}"
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 #[test]
 fn no_two_labels_are_drawn_over_each_other() {
     let mut problems = Vec::new();
@@ -499,6 +540,37 @@ fn a_label_placed_in_a_box_or_a_cell_fits_inside_it() {
         }
     }
     assert!(fitted > 100, "only {fitted} labels in boxes");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn a_label_in_a_square_cell_is_centred_in_it() {
+    let mut problems = Vec::new();
+    let mut centred = 0;
+    for (name, d) in drawings() {
+        for l in d.labels.iter().filter(|l| !l.rotated) {
+            let host = d
+                .rects
+                .iter()
+                .chain(&d.cells)
+                .filter(|r| r.contains(l.at, 0.0))
+                .min_by(|a, b| (a.w * a.h).total_cmp(&(b.w * b.h)));
+            let Some(r) = host.filter(|r| r.w == r.h) else {
+                continue;
+            };
+            centred += 1;
+            let b = bounds(&l.poly);
+            let dx = b.x + b.w / 2.0 - (r.x + r.w / 2.0);
+            let dy = l.centre - (r.y + r.h / 2.0);
+            if dx.abs() > 1.0 || dy.abs() > 1.0 {
+                problems.push(format!(
+                    "{name}: label {:?} is {dx:.1} px right and {dy:.1} px below the centre of {r:?}",
+                    l.text
+                ));
+            }
+        }
+    }
+    assert!(centred > 200, "only {centred} labels in square cells");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
@@ -944,6 +1016,35 @@ fn the_causal_mask_figure_is_consistent_from_scores_to_weights() {
         v.dedup();
     }
     assert_eq!((lefts.len(), tops.len()), (15, 5));
+    // each panel's numbered heading and its "keys j" are centred above its five columns
+    let side = cells[0].0.w;
+    for (p, heading) in ["1. ", "2. ", "3. "].into_iter().enumerate() {
+        let centre = (lefts[5 * p] + lefts[5 * p + 4] + side) / 2.0;
+        let keys = d.labels.iter().filter(|l| l.text == "keys j");
+        let above: Vec<&Label> = d
+            .labels
+            .iter()
+            .filter(|l| l.text.starts_with(heading))
+            .chain(keys.filter(|l| (l.at.0 - centre).abs() < side))
+            .collect();
+        assert_eq!(above.len(), 2, "panel {p}'s heading and keys label");
+        for l in above {
+            let b = bounds(&l.poly);
+            assert!(
+                l.at.1 < tops[0] && (b.x + b.w / 2.0 - centre).abs() <= 0.5,
+                "{:?} is not centred above panel {p} (centre x {centre})",
+                l.text
+            );
+        }
+    }
+    // and "queries i" is centred beside the rows, left of them
+    let queries = d.labels.iter().find(|l| l.text == "queries i").unwrap();
+    let b = bounds(&queries.poly);
+    let middle = (tops[0] + tops[4] + side) / 2.0;
+    assert!(
+        b.x + b.w < lefts[0] && (b.y + b.h / 2.0 - middle).abs() <= 0.5,
+        "\"queries i\" at {b:?} is not centred left of the rows (middle y {middle})"
+    );
     let at = |panel: usize, i: usize, j: usize| -> &str {
         let (x, y) = (lefts[5 * panel + j], tops[i]);
         cells.iter().find(|c| c.0.x == x && c.0.y == y).unwrap().1
