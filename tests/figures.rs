@@ -515,20 +515,22 @@ fn no_two_labels_are_drawn_over_each_other() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// The smallest box or cell a label's anchor point is in.
+fn host<'a>(d: &'a Drawing, l: &Label) -> Option<&'a Rect> {
+    d.rects
+        .iter()
+        .chain(&d.cells)
+        .filter(|r| r.contains(l.at, 0.0))
+        .min_by(|a, b| (a.w * a.h).total_cmp(&(b.w * b.h)))
+}
+
 #[test]
 fn a_label_placed_in_a_box_or_a_cell_fits_inside_it() {
     let mut problems = Vec::new();
     let mut fitted = 0;
     for (name, d) in drawings() {
         for l in d.labels.iter().filter(|l| !l.rotated) {
-            // the smallest box or cell the label's anchor point is in
-            let host = d
-                .rects
-                .iter()
-                .chain(&d.cells)
-                .filter(|r| r.contains(l.at, 0.0))
-                .min_by(|a, b| (a.w * a.h).total_cmp(&(b.w * b.h)));
-            if let Some(r) = host {
+            if let Some(r) = host(&d, l) {
                 fitted += 1;
                 if let Some(p) = l.poly.iter().find(|&&p| !r.contains(p, 0.5)) {
                     problems.push(format!(
@@ -549,13 +551,7 @@ fn a_label_in_a_square_cell_is_centred_in_it() {
     let mut centred = 0;
     for (name, d) in drawings() {
         for l in d.labels.iter().filter(|l| !l.rotated) {
-            let host = d
-                .rects
-                .iter()
-                .chain(&d.cells)
-                .filter(|r| r.contains(l.at, 0.0))
-                .min_by(|a, b| (a.w * a.h).total_cmp(&(b.w * b.h)));
-            let Some(r) = host.filter(|r| r.w == r.h) else {
+            let Some(r) = host(&d, l).filter(|r| r.w == r.h) else {
                 continue;
             };
             centred += 1;
