@@ -839,6 +839,31 @@ fn each_row_of_the_untrained_attention_heatmap_reads_as_a_distribution() {
         rows_checked += 1;
     }
     assert_eq!(rows_checked, 4 * 6, "four heads of six rows");
+    // the heads two by two, each naming its rows and columns by the tokens
+    let squares = d.rects.iter().filter(|r| r.w == r.h && r.w < 100.0);
+    let (mut lefts, mut tops): (Vec<f64>, Vec<f64>) = squares.map(|r| (r.x, r.y)).unzip();
+    for v in [&mut lefts, &mut tops] {
+        v.sort_by(f64::total_cmp);
+        v.dedup();
+    }
+    assert_eq!((lefts.len(), tops.len()), (12, 12));
+    let side = d.rects.iter().find(|r| r.w == r.h).unwrap().w;
+    let tokens = ["the", "cat", "sat", "on", "the", "mat"];
+    for (head, (a, b)) in [(0, 0), (6, 0), (0, 6), (6, 6)].into_iter().enumerate() {
+        let grid = (&lefts[a..a + 6], &tops[b..b + 6], side);
+        assert_named_grid(&d, grid, &tokens, &tokens);
+        // with its title centred above the names of its columns
+        let title = format!("head {}", head + 1);
+        let l = d.labels.iter().find(|l| l.text == title).unwrap();
+        let t = bounds(&l.poly);
+        let centre = lefts[a] + 3.0 * side;
+        assert!(
+            (t.x + t.w / 2.0 - centre).abs() <= 0.5
+                && (tops[b] - 40.0..tops[b] - 12.0).contains(&(t.y + t.h)),
+            "{title:?} at {t:?} is not centred above its panel (x = {centre}, top {})",
+            tops[b]
+        );
+    }
     // a larger weight is never drawn lighter
     shades.sort_by(|a, b| a.0.total_cmp(&b.0));
     for pair in shades.windows(2) {
@@ -991,6 +1016,45 @@ fn a_label_on_a_coloured_cell_stands_out_from_it() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// Asserts that a grid's names sit where a reader looks for them: each column's name centred
+/// over its column, its lower edge at most 12 px above the grid; each row's name ending at most
+/// 12 px left of the grid, centred on its row. The columns start at `lefts`, the rows at `tops`,
+/// every cell `side` wide.
+fn assert_named_grid(
+    d: &Drawing,
+    (lefts, tops, side): (&[f64], &[f64], f64),
+    rows: &[&str],
+    cols: &[&str],
+) {
+    for (j, name) in cols.iter().enumerate() {
+        let centre = lefts[j] + side / 2.0;
+        let found = d.labels.iter().any(|l| {
+            let b = bounds(&l.poly);
+            l.text == *name
+                && (b.x + b.w / 2.0 - centre).abs() <= 0.5
+                && (tops[0] - 12.0..=tops[0]).contains(&(b.y + b.h))
+        });
+        assert!(
+            found,
+            "no {name:?} centred over column {j} at x = {centre}, just above y = {}",
+            tops[0]
+        );
+    }
+    for (i, name) in rows.iter().enumerate() {
+        let middle = tops[i] + side / 2.0;
+        let found = d.labels.iter().any(|l| {
+            let b = bounds(&l.poly);
+            l.text == *name
+                && (lefts[0] - 12.0..=lefts[0]).contains(&(b.x + b.w))
+                && (l.centre - middle).abs() <= 1.0
+        });
+        assert!(
+            found,
+            "no {name:?} left of row {i}, centred on y = {middle}"
+        );
+    }
+}
+
 #[test]
 fn the_causal_mask_figure_is_consistent_from_scores_to_weights() {
     let d = figure("causal-mask");
@@ -1032,6 +1096,12 @@ fn the_causal_mask_figure_is_consistent_from_scores_to_weights() {
                 l.text
             );
         }
+    }
+    // each panel names its rows and columns by the tokens
+    let tokens = ["<s>", "the", "cat", "sat", "down"];
+    for p in 0..3 {
+        let grid = (&lefts[5 * p..5 * p + 5], &tops[..], side);
+        assert_named_grid(&d, grid, &tokens, &tokens);
     }
     // and "queries i" is centred beside the rows, left of them
     let queries = d.labels.iter().find(|l| l.text == "queries i").unwrap();
