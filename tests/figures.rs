@@ -1,9 +1,10 @@
 //! The figures as a reader sees them, checked from the SVG the book ships: every element lies
 //! inside the picture, which no empty band more than 60 px wide crosses, no two labels are
 //! drawn over each other, a label placed in a box or a cell fits inside it (and in a square
-//! cell, is centred in it), every arrow of the data-flow diagram ends on the edge of a box or a
-//! circle or at the label it points to, and the cells of a heatmap never cover each other
-//! (beyond the 0.3 px by which a colour bar's strips overlap so that no seam shows).
+//! cell, is centred in it), the data-flow diagram's arrows join its boxes as §3 does (each arrow
+//! read as the box, circle or label it starts and ends on, and each box coloured as its legend
+//! says), and the cells of a heatmap never cover each other (beyond the 0.3 px by which a colour
+//! bar's strips overlap so that no seam shows).
 //!
 //! The figures are also read back as a reader reads them, by their own legend and tick labels
 //! alone. Each plot's axes are fitted through their tick labels (linear or logarithmic, every
@@ -121,6 +122,8 @@ struct Drawing {
     points: Vec<(f64, f64)>,
     /// The tip of every arrowhead (a triangle right after a polyline ending there).
     arrow_tips: Vec<(f64, f64)>,
+    /// Every arrow: its points, from the start to the tip, and its colour.
+    arrows: Vec<(Poly, String)>,
 }
 
 /// What a plotted series is drawn with.
@@ -361,6 +364,8 @@ fn read(svg: &str) -> Drawing {
                 let p = point_list(attr(tag, "points").unwrap());
                 if p.len() == 3 && last_polyline_end == p.first().copied() {
                     d.arrow_tips.push(p[0]);
+                    let line = d.marks.last().expect("the arrow's line");
+                    d.arrows.push((line.points.clone(), line.colour.clone()));
                 }
                 if p.len() == 3 {
                     let centroid = p
@@ -570,43 +575,219 @@ fn a_label_in_a_square_cell_is_centred_in_it() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// The distance from p to the segment from a to b.
+fn to_segment(p: (f64, f64), a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+    let t =
+        (((p.0 - a.0) * dx + (p.1 - a.1) * dy) / (dx * dx + dy * dy).max(1e-12)).clamp(0.0, 1.0);
+    (p.0 - a.0 - t * dx).hypot(p.1 - a.1 - t * dy)
+}
+
+/// The data-flow diagram read as a reader reads it: its boxes named by their first line of text
+/// (with the stack they are in, [E] or [D], and, for the add & norm boxes, their order from the
+/// bottom), its circles (⊕ and the positional encoding's ~), and every arrow as the pair of
+/// things it joins: a box or circle whose edge it starts or ends on (within 1 px), the label it
+/// points at, or, for a residual connection, the arrow it branches off ("into X").
 #[test]
-fn every_arrow_of_the_data_flow_ends_on_a_box_a_circle_or_a_label() {
-    let d = read(
-        &(figures::ALL
+fn the_data_flow_diagram_joins_the_sub_layers_of_section_3_in_the_paper_s_order() {
+    let d = figure("data-flow");
+    let stack = |x: f64| if x < d.width / 2.0 { "[E]" } else { "[D]" };
+    // the boxes with text, and their names
+    let mut boxes: Vec<(Rect, String, String)> = Vec::new(); // (box, name, fill)
+    for (k, r) in d.rects.iter().enumerate().filter(|&(k, _)| d.boxed[k]) {
+        let mut lines: Vec<&Label> = d
+            .labels
             .iter()
-            .find(|f| f.name == "data-flow")
-            .unwrap()
-            .draw)()
-        .unwrap(),
-    );
-    assert!(d.arrow_tips.len() >= 10, "{} arrows", d.arrow_tips.len());
-    let boxes: Vec<&Rect> = d
-        .rects
+            .filter(|l| !l.rotated && host(&d, l).is_some_and(|h| std::ptr::eq(h, r)))
+            .collect();
+        if lines.is_empty() {
+            continue;
+        }
+        lines.sort_by(|a, b| a.at.1.total_cmp(&b.at.1));
+        // the lines are centred in the box, as a block
+        let middle = lines.iter().map(|l| l.centre).sum::<f64>() / lines.len() as f64;
+        for l in &lines {
+            assert!(
+                (bounds(&l.poly).x + bounds(&l.poly).w / 2.0 - (r.x + r.w / 2.0)).abs() <= 0.5,
+                "{:?} is not centred across its box {r:?}",
+                l.text
+            );
+        }
+        assert!(
+            (middle - (r.y + r.h / 2.0)).abs() <= 1.0,
+            "the text of the box {:?} is centred at y = {middle}, not in the box {r:?}",
+            lines[0].text
+        );
+        boxes.push((*r, lines[0].text.clone(), d.rect_fills[k].clone()));
+    }
+    let names: Vec<String> = boxes
         .iter()
-        .zip(&d.boxed)
-        .filter_map(|(r, &b)| b.then_some(r))
+        .map(|(r, name, _)| {
+            let rank = boxes
+                .iter()
+                .filter(|b| b.1 == *name && stack(b.0.x) == stack(r.x) && b.0.y >= r.y)
+                .count();
+            match name.as_str() {
+                "add & LayerNorm" => format!("{name} {rank} {}", stack(r.x)),
+                "position-wise feed-forward" => format!("{name} {}", stack(r.x)),
+                _ => name.clone(),
+            }
+        })
         .collect();
-    for &tip in &d.arrow_tips {
-        let on_box = boxes.iter().any(|r| r.on_edge(tip, 1.0));
-        let on_circle = d
+    for (b, name) in boxes.iter_mut().zip(names) {
+        b.1 = name;
+    }
+    let on_box_or_circle = |p: (f64, f64)| -> Option<String> {
+        if let Some(b) = boxes.iter().find(|b| b.0.on_edge(p, 1.0)) {
+            return Some(b.1.clone());
+        }
+        let circle = d
             .circles
             .iter()
-            .any(|&(cx, cy, r)| ((tip.0 - cx).hypot(tip.1 - cy) - r).abs() <= 1.0);
-        // or just short of a label: the last arrow points at the output it names
-        let at_label = d.labels.iter().any(|l| {
+            .find(|&&(cx, cy, r)| ((p.0 - cx).hypot(p.1 - cy) - r).abs() <= 1.0)?;
+        Some(format!(
+            "{} {}",
+            if circle.2 < 13.0 { "⊕" } else { "~" },
+            stack(circle.0)
+        ))
+    };
+    // the tip of each arrow, then where each starts
+    let mut tips = Vec::new();
+    for (points, _) in &d.arrows {
+        let tip = *points.last().unwrap();
+        let at_label = d.labels.iter().find(|l| {
             let r = bounds(&l.poly);
-            Rect {
+            let near = Rect {
                 x: r.x - 6.0,
                 y: r.y - 6.0,
                 w: r.w + 12.0,
                 h: r.h + 12.0,
-            }
-            .contains(tip, 0.0)
+            };
+            near.contains(tip, 0.0)
         });
+        let name = on_box_or_circle(tip)
+            .or(at_label.map(|l| l.text.clone()))
+            .unwrap_or_else(|| panic!("an arrow ends at {tip:?}, on nothing"));
+        tips.push(name);
+    }
+    let mut edges = Vec::new();
+    for (k, (points, colour)) in d.arrows.iter().enumerate() {
+        let start = points[0];
+        let from = on_box_or_circle(start)
+            .or_else(|| {
+                let branch = d.arrows.iter().zip(&tips).find(|((line, _), _)| {
+                    line.windows(2)
+                        .any(|s| to_segment(start, s[0], s[1]) <= 0.5)
+                })?;
+                Some(format!("into {}", branch.1))
+            })
+            .unwrap_or_else(|| panic!("an arrow starts at {start:?}, on nothing"));
+        // only the residual connections are grey, as the legend says
+        assert_eq!(
+            from.starts_with("into "),
+            colour == "#888888",
+            "the arrow from {from} to {} is drawn in {colour}",
+            tips[k]
+        );
+        edges.push(format!("{from} -> {}", tips[k]));
+    }
+    let mut want = vec![
+        "inputs (source tokens) -> input embedding × sqrt(d_model)",
+        "outputs, shifted right (target tokens) -> output embedding × sqrt(d_model)",
+        "input embedding × sqrt(d_model) -> ⊕ [E]",
+        "~ [E] -> ⊕ [E]",
+        "output embedding × sqrt(d_model) -> ⊕ [D]",
+        "~ [D] -> ⊕ [D]",
+        "⊕ [E] -> multi-head self-attention",
+        "multi-head self-attention -> add & LayerNorm 1 [E]",
+        "add & LayerNorm 1 [E] -> position-wise feed-forward [E]",
+        "position-wise feed-forward [E] -> add & LayerNorm 2 [E]",
+        "into multi-head self-attention -> add & LayerNorm 1 [E]",
+        "into position-wise feed-forward [E] -> add & LayerNorm 2 [E]",
+        "⊕ [D] -> masked multi-head self-attention",
+        "masked multi-head self-attention -> add & LayerNorm 1 [D]",
+        "add & LayerNorm 1 [D] -> multi-head cross-attention",
+        "multi-head cross-attention -> add & LayerNorm 2 [D]",
+        "add & LayerNorm 2 [D] -> position-wise feed-forward [D]",
+        "position-wise feed-forward [D] -> add & LayerNorm 3 [D]",
+        "into masked multi-head self-attention -> add & LayerNorm 1 [D]",
+        "into multi-head cross-attention -> add & LayerNorm 2 [D]",
+        "into position-wise feed-forward [D] -> add & LayerNorm 3 [D]",
+        "add & LayerNorm 2 [E] -> multi-head cross-attention",
+        "add & LayerNorm 3 [D] -> linear: logits = y E^T",
+        "linear: logits = y E^T -> softmax",
+        "softmax -> output probabilities (next token)",
+    ];
+    edges.sort();
+    want.sort();
+    assert_eq!(edges, want);
+    // each legend swatch has its label beside it and the colour of the boxes of its kind
+    for (entry, kind) in [
+        ("attention (§3.2)", &["attention"][..]),
+        ("feed-forward (§3.3)", &["feed-forward"]),
+        ("residual + LayerNorm (§3.1)", &["LayerNorm"]),
+        ("embeddings (§3.4)", &["embedding"]),
+        ("generator (§3.4)", &["linear", "softmax"]),
+    ] {
+        let l = d.labels.iter().find(|l| l.text == entry).unwrap();
+        let b = bounds(&l.poly);
+        let k = (0..d.rects.len())
+            .find(|&k| {
+                let r = d.rects[k];
+                r.w == r.h
+                    && (b.x - (r.x + r.w) - 8.0).abs() <= 0.5
+                    && (l.centre - (r.y + r.h / 2.0)).abs() <= 1.0
+            })
+            .unwrap_or_else(|| panic!("no swatch just left of {entry:?}"));
+        let of_kind: Vec<&(Rect, String, String)> = boxes
+            .iter()
+            .filter(|b| kind.iter().any(|w| b.1.contains(w)))
+            .collect();
+        assert!(!of_kind.is_empty(), "no box of the kind {entry:?}");
+        for b in of_kind {
+            assert_eq!(
+                b.2, d.rect_fills[k],
+                "{:?} is not coloured as {entry:?}",
+                b.1
+            );
+        }
+    }
+    // the title over the middle, and each stack's name beside its frame, centred on it
+    let title = d
+        .labels
+        .iter()
+        .find(|l| l.text.starts_with("The Transformer"))
+        .unwrap();
+    let t = bounds(&title.poly);
+    assert!(
+        (t.x + t.w / 2.0 - d.width / 2.0).abs() <= 0.5,
+        "the title at {t:?}"
+    );
+    for (name, fill_left) in [
+        ("encoder: N × this layer (N = 6)", true),
+        ("decoder: N × this layer (N = 6)", false),
+    ] {
+        let l = bounds(&d.labels.iter().find(|l| l.text == name).unwrap().poly);
+        let frame = (0..d.rects.len())
+            .filter(|&k| d.rect_fills[k] == "#f4f4f4")
+            .map(|k| d.rects[k])
+            .find(|f| {
+                if fill_left {
+                    f.x < d.width / 2.0
+                } else {
+                    f.x > d.width / 2.0
+                }
+            })
+            .unwrap();
+        let gap = if fill_left {
+            frame.x - (l.x + l.w)
+        } else {
+            l.x - (frame.x + frame.w)
+        };
         assert!(
-            on_box || on_circle || at_label,
-            "an arrow ends at {tip:?}, on no box, circle or label"
+            (0.0..=12.0).contains(&gap)
+                && (l.y + l.h / 2.0 - (frame.y + frame.h / 2.0)).abs() <= 1.0,
+            "{name:?} at {l:?} is not centred beside its frame {frame:?}"
         );
     }
 }
