@@ -22,11 +22,12 @@
 //! The heatmaps are read the same way, by their colours on their own legend: the
 //! positional-encoding heatmap gives PE(pos, j) in every cell, within the legend's resolution;
 //! each row of the untrained attention heatmap (by its printed numbers) and of the trained
-//! model's maps (by their colours on the weight legend) sums to one; and the masked decoder
-//! self-attention shows no weight on a later position. The causal-mask figure's
-//! three panels agree with each other (symmetric scores, -inf exactly after the diagonal,
-//! weights that are the softmax of the printed row), and every number printed on a coloured
-//! cell has at least WCAG's 3:1 contrast with it.
+//! model's maps (by their colours on the weight legend) sums to one; the untrained heatmap's
+//! printed weights are those of the experiment its subtitle states, run through the library;
+//! and the masked decoder self-attention shows no weight on a later position. The causal-mask
+//! figure's three panels agree with each other (symmetric scores, -inf exactly after the
+//! diagonal, weights that are the softmax of the printed row), and every number printed on a
+//! coloured cell has at least WCAG's 3:1 contrast with it.
 //!
 //! Text is measured without a font: a character is taken as half the font size wide (a narrow
 //! one, like `i` or a space, as 0.3), and a line as 0.7 of the font size above the baseline and
@@ -36,6 +37,8 @@
 
 use aiayn::attention::scaled_dot_product_attention;
 use aiayn::book::figures;
+use aiayn::embedding::Embedding;
+use aiayn::multi_head::MultiHeadAttention;
 use aiayn::positional::sinusoidal;
 use aiayn::softmax::softmax_rows;
 use aiayn::train::label_smoothing::{smoothed_targets, Spread};
@@ -984,7 +987,7 @@ fn the_positional_heatmap_reads_back_as_the_encodings_on_its_own_legend_and_tick
 }
 
 #[test]
-fn each_row_of_the_untrained_attention_heatmap_reads_as_a_distribution() {
+fn the_untrained_attention_heatmap_prints_its_stated_experiment_and_each_row_sums_to_one() {
     let d = figure("attention-heatmap");
     let nums = numbers(&d);
     let mut rows_checked = 0;
@@ -1030,9 +1033,33 @@ fn each_row_of_the_untrained_attention_heatmap_reads_as_a_distribution() {
     assert_eq!((lefts.len(), tops.len()), (12, 12));
     let side = d.rects.iter().find(|r| r.w == r.h).unwrap().w;
     let tokens = ["the", "cat", "sat", "on", "the", "mat"];
+    // the experiment the figure states, run through the library: the sentence's five words
+    // embedded (ids by first appearance) plus the positional encodings, through an untrained
+    // multi-head self-attention with d_model = 32 and h = 4, the weights drawn from seed 7
+    let mut rng = StdRng::seed_from_u64(7);
+    let embedding = Embedding::<f64>::new(5, 32, &mut rng);
+    let x = embedding.embed(&[0, 1, 2, 3, 0, 4]) + sinusoidal::<f64>(6, 32);
+    let heads = MultiHeadAttention::<f64>::new(32, 4, 8, 8, false, &mut rng)
+        .forward(&x, &x, &x, None)
+        .weights;
     for (head, (a, b)) in [(0, 0), (6, 0), (0, 6), (6, 6)].into_iter().enumerate() {
         let grid = (&lefts[a..a + 6], &tops[b..b + 6], side);
         assert_named_grid(&d, grid, &tokens, &tokens);
+        for (i, j) in (0..6).flat_map(|i| (0..6).map(move |j| (i, j))) {
+            let (x, y) = (lefts[a + j], tops[b + i]);
+            let cell = d.rects.iter().find(|r| r.x == x && r.y == y).unwrap();
+            let printed = nums
+                .iter()
+                .find(|(l, _)| cell.contains(l.at, 0.0))
+                .unwrap()
+                .1;
+            let want = heads[head][(i, j)];
+            assert!(
+                (printed - want).abs() <= 0.005 + 1e-9,
+                "head {}, query {i}, key {j} reads {printed}, the library gives {want:.4}",
+                head + 1
+            );
+        }
         // with its title centred above the names of its columns
         let title = format!("head {}", head + 1);
         let l = d.labels.iter().find(|l| l.text == title).unwrap();
