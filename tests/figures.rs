@@ -127,6 +127,8 @@ struct Drawing {
     arrow_tips: Vec<(f64, f64)>,
     /// Every arrow: its points, from the start to the tip, and its colour.
     arrows: Vec<(Poly, String)>,
+    /// Every straight line, by its two ends.
+    lines: Vec<((f64, f64), (f64, f64))>,
 }
 
 /// What a plotted series is drawn with.
@@ -350,8 +352,12 @@ fn read(svg: &str) -> Drawing {
                 });
             }
             "line" => {
-                d.points.push((num(tag, "x1"), num(tag, "y1")));
-                d.points.push((num(tag, "x2"), num(tag, "y2")));
+                let ends = (
+                    (num(tag, "x1"), num(tag, "y1")),
+                    (num(tag, "x2"), num(tag, "y2")),
+                );
+                d.points.extend([ends.0, ends.1]);
+                d.lines.push(ends);
             }
             "polyline" => {
                 let p = point_list(attr(tag, "points").unwrap());
@@ -590,7 +596,10 @@ fn to_segment(p: (f64, f64), a: (f64, f64), b: (f64, f64)) -> f64 {
 /// (with the stack they are in, [E] or [D], and, for the add & norm boxes, their order from the
 /// bottom), its circles (⊕ and the positional encoding's ~), and every arrow as the pair of
 /// things it joins: a box or circle whose edge it starts or ends on (within 1 px), the label it
-/// points at, or, for a residual connection, the arrow it branches off ("into X").
+/// points at, or, for a residual connection, the arrow it branches off ("into X"). Each arrow
+/// meets a box at the middle of an edge, runs in level and upright strokes and crosses nothing;
+/// each box's text is centred in it and its colour is its legend entry's; each ⊕ and each
+/// positional encoding is drawn whole, and each name sits by what it names.
 #[test]
 fn the_data_flow_diagram_joins_the_sub_layers_of_section_3_in_the_paper_s_order() {
     let d = figure("data-flow");
@@ -641,8 +650,15 @@ fn the_data_flow_diagram_joins_the_sub_layers_of_section_3_in_the_paper_s_order(
         b.1 = name;
     }
     let on_box_or_circle = |p: (f64, f64)| -> Option<String> {
-        if let Some(b) = boxes.iter().find(|b| b.0.on_edge(p, 1.0)) {
-            return Some(b.1.clone());
+        if let Some((r, name, _)) = boxes.iter().find(|b| b.0.on_edge(p, 1.0)) {
+            // at the middle of the edge: of the top or bottom, or of a side
+            let across = (p.0 - (r.x + r.w / 2.0)).abs() <= 0.5;
+            let down = (p.1 - (r.y + r.h / 2.0)).abs() <= 0.5;
+            assert!(
+                across || down,
+                "an arrow meets {name:?} at {p:?}, off the middle of its edge"
+            );
+            return Some(name.clone());
         }
         let circle = d
             .circles
@@ -672,6 +688,34 @@ fn the_data_flow_diagram_joins_the_sub_layers_of_section_3_in_the_paper_s_order(
             .or(at_label.map(|l| l.text.clone()))
             .unwrap_or_else(|| panic!("an arrow ends at {tip:?}, on nothing"));
         tips.push(name);
+    }
+    // every arrow is drawn in level and upright strokes, crosses no box and no circle, and
+    // reaches its tip from outside what it points at
+    let inside = |p: (f64, f64)| {
+        boxes.iter().any(|(r, _, _)| {
+            p.0 > r.x + 1.0 && p.0 < r.x + r.w - 1.0 && p.1 > r.y + 1.0 && p.1 < r.y + r.h - 1.0
+        }) || d
+            .circles
+            .iter()
+            .any(|&(cx, cy, r)| (p.0 - cx).hypot(p.1 - cy) < r - 1.0)
+    };
+    for (points, _) in &d.arrows {
+        for s in points.windows(2) {
+            let (a, b) = (s[0], s[1]);
+            assert!(
+                a.0 == b.0 || a.1 == b.1,
+                "an arrow runs slanted from {a:?} to {b:?}"
+            );
+            let steps = (b.0 - a.0).abs().max((b.1 - a.1).abs()).ceil() as usize;
+            for t in 0..=steps {
+                let f = t as f64 / steps.max(1) as f64;
+                let p = (a.0 + f * (b.0 - a.0), a.1 + f * (b.1 - a.1));
+                assert!(
+                    !inside(p),
+                    "the arrow through {points:?} crosses a box or circle at {p:?}"
+                );
+            }
+        }
     }
     let mut edges = Vec::new();
     for (k, (points, colour)) in d.arrows.iter().enumerate() {
@@ -755,6 +799,122 @@ fn the_data_flow_diagram_joins_the_sub_layers_of_section_3_in_the_paper_s_order(
             );
         }
     }
+    // each ⊕ is a level and an upright stroke crossing at its centre, inside it; each ~ is
+    // centred in its circle, with "positional" over "encoding" beside it, on the outer side
+    for &(cx, cy, r) in &d.circles {
+        if r < 13.0 {
+            let strokes: Vec<_> = d
+                .lines
+                .iter()
+                .filter(|(a, b)| {
+                    ((a.0 + b.0) / 2.0 - cx).abs() <= 0.5 && ((a.1 + b.1) / 2.0 - cy).abs() <= 0.5
+                })
+                .collect();
+            let level = strokes
+                .iter()
+                .any(|(a, b)| a.1 == b.1 && (b.0 - a.0).abs() > r);
+            let upright = strokes
+                .iter()
+                .any(|(a, b)| a.0 == b.0 && (b.1 - a.1).abs() > r);
+            let inside = strokes
+                .iter()
+                .all(|(a, b)| (a.0 - cx).hypot(a.1 - cy) < r && (b.0 - cx).hypot(b.1 - cy) < r);
+            assert!(
+                level && upright && inside,
+                "the ⊕ at ({cx}, {cy}) is drawn with {strokes:?}"
+            );
+            continue;
+        }
+        let tilde = d
+            .labels
+            .iter()
+            .find(|l| l.text == "~" && (l.at.0 - cx).abs() <= 0.5)
+            .unwrap();
+        assert!(
+            (tilde.centre - cy).abs() <= 2.0,
+            "the ~ at {:?} is not in the middle of its circle at y = {cy}",
+            tilde.at
+        );
+        let outer = if cx < d.width / 2.0 { -1.0 } else { 1.0 };
+        let beside = |text: &str| {
+            let l = d.labels.iter().find(|l| {
+                l.text == text && (l.at.0 - cx) * outer > 0.0 && (l.at.1 - cy).abs() < 20.0
+            });
+            let b = bounds(
+                &l.unwrap_or_else(|| panic!("no {text:?} beside the ~ at ({cx}, {cy})"))
+                    .poly,
+            );
+            let gap = if outer < 0.0 {
+                cx - r - (b.x + b.w)
+            } else {
+                b.x - (cx + r)
+            };
+            assert!(
+                (2.0..=10.0).contains(&gap),
+                "{text:?} at {b:?} is {gap} px from the ~ at ({cx}, {cy})"
+            );
+            b
+        };
+        let (upper, lower) = (beside("positional"), beside("encoding"));
+        let middle = (upper.y + lower.y + lower.h) / 2.0;
+        assert!(
+            upper.y + upper.h <= lower.y && (middle - cy).abs() <= 2.0,
+            "\"positional\" {upper:?} over \"encoding\" {lower:?} beside the ~ at y = {cy}"
+        );
+    }
+    // the encoder's output is named just right of its arrow, over the turn to the decoder
+    let (red, _) = d.arrows.iter().find(|(_, c)| c == "#c0504d").unwrap();
+    let l = bounds(
+        &d.labels
+            .iter()
+            .find(|l| l.text == "encoder output (K, V)")
+            .unwrap()
+            .poly,
+    );
+    let turn = red[1];
+    assert!(
+        (4.0..=12.0).contains(&(l.x - turn.0)) && (0.0..=12.0).contains(&(turn.1 - (l.y + l.h))),
+        "the encoder output's label at {l:?} is not just right of and over its arrow's turn at {turn:?}"
+    );
+    // the output probabilities are named over the softmax, centred on it
+    let softmax = boxes.iter().find(|b| b.1 == "softmax").unwrap().0;
+    let l = bounds(
+        &d.labels
+            .iter()
+            .find(|l| l.text.starts_with("output probabilities"))
+            .unwrap()
+            .poly,
+    );
+    assert!(
+        (l.x + l.w / 2.0 - (softmax.x + softmax.w / 2.0)).abs() <= 0.5
+            && (0.0..=30.0).contains(&(softmax.y - (l.y + l.h))),
+        "the output probabilities at {l:?} are not centred over the softmax {softmax:?}"
+    );
+    // the legend's note on grey arrows is aligned with its swatches, under the last entry
+    let note = bounds(
+        &d.labels
+            .iter()
+            .find(|l| l.text.starts_with("grey arrows"))
+            .unwrap()
+            .poly,
+    );
+    let last = bounds(
+        &d.labels
+            .iter()
+            .find(|l| l.text == "generator (§3.4)")
+            .unwrap()
+            .poly,
+    );
+    let swatch_left = d
+        .rects
+        .iter()
+        .filter(|r| r.w == r.h)
+        .map(|r| r.x)
+        .fold(f64::INFINITY, f64::min);
+    assert!(
+        (note.x - swatch_left).abs() <= 0.5 && (0.0..=20.0).contains(&(note.y - (last.y + last.h))),
+        "the note {note:?} is not under the legend (swatches from x = {swatch_left}, last entry {last:?})"
+    );
     // the title over the middle, and each stack's name beside its frame, centred on it
     let title = d
         .labels
