@@ -29,7 +29,8 @@ set -euo pipefail
 export PROPTEST_DISABLE_FAILURE_PERSISTENCE=1
 cd "$(dirname "$0")/../.."
 
-# group | files (globs, space-separated) | test targets beside the unit tests | math?
+# group | files (globs, space-separated) | test targets beside the library's unit tests
+# (bin=NAME: the unit tests of that binary) | math?
 # For the math groups the first pass leaves out tests/golden.rs (the PyTorch fixtures); its
 # misses are run against every other test first, then against the whole suite.
 groups=(
@@ -46,7 +47,7 @@ groups=(
     "checkpoint|src/checkpoint.rs|checkpoint training cli|no"
     "book|src/book/*.rs|book figures fuzz_book book_text appendix worked_example claims serve|no"
     "figures|src/book/figures/*.rs|figures book appendix|no"
-    "cli|src/cli*.rs src/config.rs src/why_self_attention.rs|cli bad_input why_self_attention golden examples|no"
+    "cli|src/cli*.rs src/config.rs src/why_self_attention.rs|bin=aiayn cli bad_input why_self_attention golden examples|no"
 )
 
 want=("$@")
@@ -181,7 +182,12 @@ for g in "${groups[@]}"; do
         args=(--in-place --baseline skip --profile release --timeout "${FIRST_TIMEOUT:-90}" -o "$out"
             "${iterate[@]}")
         args+=("${file_args[@]}" -C --lib)
-        for t in $tests; do args+=(-C "--test=$t"); done
+        for t in $tests; do
+            case $t in
+                bin=*) args+=(-C "--bin=${t#bin=}") ;; # the unit tests of a binary
+                *) args+=(-C "--test=$t") ;;
+            esac
+        done
         echo "== $name: $files (tests: $tests)" >&2
         cargo mutants "${args[@]}" || true # exit status 2 means "some missed"; read the outcomes
     fi
