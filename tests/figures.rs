@@ -915,6 +915,47 @@ fn the_data_flow_diagram_joins_the_sub_layers_of_section_3_in_the_paper_s_order(
         (note.x - swatch_left).abs() <= 0.5 && (0.0..=20.0).contains(&(note.y - (last.y + last.h))),
         "the note {note:?} is not under the legend (swatches from x = {swatch_left}, last entry {last:?})"
     );
+    // each stack's frame holds its layer's boxes and residual connections, and nothing else
+    let frames: Vec<Rect> = (0..d.rects.len())
+        .filter(|&k| d.rect_fills[k] == "#f4f4f4")
+        .map(|k| d.rects[k])
+        .collect();
+    assert_eq!(frames.len(), 2, "the encoder's and the decoder's frames");
+    for (r, name, _) in &boxes {
+        let held = frames.iter().find(|f| f.contains((r.x, r.y), 0.0));
+        let in_layer = name.contains("attention")
+            || name.contains("LayerNorm")
+            || name.contains("feed-forward");
+        assert_eq!(
+            held.is_some(),
+            in_layer,
+            "{name:?} at {r:?}, frames {frames:?}"
+        );
+        if let Some(f) = held {
+            let margins = [
+                r.x - f.x,
+                r.y - f.y,
+                f.x + f.w - r.x - r.w,
+                f.y + f.h - r.y - r.h,
+            ];
+            assert!(
+                margins.iter().all(|&m| m >= 8.0),
+                "{name:?} at {r:?} is not well inside its frame {f:?}"
+            );
+        }
+    }
+    for (points, colour) in &d.arrows {
+        if colour == "#888888" {
+            let frame = frames
+                .iter()
+                .find(|f| f.contains(points[0], 0.0))
+                .expect("a residual in a frame");
+            assert!(
+                points.iter().all(|&p| frame.contains(p, 0.0)),
+                "the residual {points:?} leaves its frame {frame:?}"
+            );
+        }
+    }
     // the title over the middle, and each stack's name beside its frame, centred on it
     let title = d
         .labels
