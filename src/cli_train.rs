@@ -268,7 +268,7 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, CliError> {
     );
     println!("held-out examples (source / reference / greedy output):");
     for pair in task.held_out.iter().take(4) {
-        let hyp = greedy(&trainer.model, &pair.src, BOS, EOS, pair.src.len() + 50);
+        let hyp = greedy(&trainer.model, &pair.src, BOS, EOS, limit(pair.src.len()));
         println!("  {}", task.vocab.decode(&pair.src));
         println!("  {}", task.vocab.decode(&pair.tgt));
         println!(
@@ -469,7 +469,7 @@ pub fn translate(checkpoint: &Path, beam: usize, alpha: f64) -> Result<ExitCode,
         let hyp = if src.is_empty() {
             Vec::new()
         } else {
-            let max_len = src.len() + 50; // §6.1: at most the input length + 50
+            let max_len = limit(src.len());
             let alpha = alpha as f32;
             beam_search(&model, &src, BOS, EOS, beam, alpha, max_len)
                 .swap_remove(0)
@@ -561,9 +561,138 @@ fn too_many_parameters(parameters: usize) -> bool {
     parameters > MAX_PARAMETERS
 }
 
+/// The most tokens decoded for an input of `src_len` tokens (§6.1: the input length + 50).
+fn limit(src_len: usize) -> usize {
+    src_len + 50
+}
+
 #[cfg(test)]
 mod tests {
-    use super::too_many_parameters;
+    use super::{limit, new_trainer, too_many_parameters, TrainArgs};
+    use aiayn::config::Positional;
+    use clap::Parser;
+
+    /// `aiayn train` with these words after it.
+    fn train_args(words: &[&str]) -> TrainArgs {
+        #[derive(Parser)]
+        struct Train {
+            #[command(flatten)]
+            args: TrainArgs,
+        }
+        Train::parse_from(std::iter::once("train").chain(words.iter().copied())).args
+    }
+
+    #[test]
+    fn the_copy_task_gets_the_model_and_run_the_training_chapter_states() {
+        // the chapter: d_model 64, N = 2, h = 4, d_ff = 4 d_model, P_drop = eps_ls = 0.1,
+        // sinusoidal positions; 2,500-token batches, warmup 100, the rate scaled by 0.25
+        let (trainer, info) = new_trainer(&train_args(&["copy"])).unwrap();
+        let c = &info.config;
+        assert_eq!((c.n_layers, c.d_model, c.h, c.d_ff), (2, 64, 4, 256));
+        assert_eq!((c.d_k, c.d_v, c.p_drop, c.eps_ls), (16, 16, 0.1, 0.1));
+        assert_eq!(c.positional, Positional::Sinusoidal);
+        assert_eq!((info.task.as_str(), info.data_seed), ("copy", 1));
+        let o = &trainer.options;
+        assert_eq!(
+            (o.p_drop, o.eps_ls, o.warmup, o.lr_scale),
+            (0.1, 0.1, 100, 0.25)
+        );
+        assert_eq!((o.batch_tokens, o.seed, o.threads), (2500, 1, 2));
+        assert_eq!(trainer.step, 0);
+    }
+
+    #[test]
+    fn every_flag_reaches_the_model_or_the_run() {
+        let words = [
+            "reverse",
+            "--d-model",
+            "24",
+            "--heads",
+            "3",
+            "--layers",
+            "1",
+            "--d-ff",
+            "40",
+            "--dropout",
+            "0.3",
+            "--label-smoothing",
+            "0.2",
+            "--warmup",
+            "7",
+            "--lr-scale",
+            "0.5",
+            "--batch-tokens",
+            "123",
+            "--seed",
+            "5",
+            "--data-seed",
+            "6",
+            "--threads",
+            "1",
+        ];
+        let (trainer, info) = new_trainer(&train_args(&words)).unwrap();
+        let c = &info.config;
+        assert_eq!(
+            (c.n_layers, c.d_model, c.h, c.d_ff, c.d_k, c.d_v),
+            (1, 24, 3, 40, 8, 8)
+        );
+        assert_eq!((c.p_drop, c.eps_ls), (0.3, 0.2));
+        assert_eq!((info.task.as_str(), info.data_seed), ("reverse", 6));
+        let o = &trainer.options;
+        assert_eq!(
+            (o.p_drop, o.eps_ls, o.warmup, o.lr_scale),
+            (0.3, 0.2, 7, 0.5)
+        );
+        assert_eq!((o.batch_tokens, o.seed, o.threads), (123, 5, 1));
+        assert_eq!(trainer.model.encoder.layers.len(), 1);
+    }
+
+    #[test]
+    fn a_run_that_cannot_train_is_refused_before_a_model_is_built() {
+        for (flags, says) in [
+            (
+                &["--batch-tokens", "0"][..],
+                "--batch-tokens must be at least 1",
+            ),
+            (&["--warmup", "0"], "--warmup must be at least 1"),
+            (
+                &["--lr-scale", "0"],
+                "--lr-scale 0 must be a positive number",
+            ),
+            (
+                &["--lr-scale=-1"],
+                "--lr-scale -1 must be a positive number",
+            ),
+            (
+                &["--lr-scale", "inf"],
+                "--lr-scale inf must be a positive number",
+            ),
+            (
+                &["--lr-scale", "NaN"],
+                "--lr-scale NaN must be a positive number",
+            ),
+            (&["--heads", "0"], "--heads must be at least 1"),
+            (
+                &["--d-model", "30"],
+                "--d-model 30 is not a multiple of --heads 4",
+            ),
+        ] {
+            let words: Vec<&str> = std::iter::once("copy")
+                .chain(flags.iter().copied())
+                .collect();
+            let message = match new_trainer(&train_args(&words)) {
+                Ok(_) => panic!("{flags:?} accepted"),
+                Err(e) => e.to_string(),
+            };
+            assert!(message.contains(says), "{flags:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn decoding_stops_at_the_input_length_plus_50() {
+        assert_eq!(limit(0), 50);
+        assert_eq!(limit(7), 57);
+    }
 
     #[test]
     fn a_model_of_up_to_2_to_the_28_parameters_is_built_and_no_larger() {
