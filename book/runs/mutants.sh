@@ -167,6 +167,13 @@ for g in "${groups[@]}"; do
         echo "== $name: the first pass in $out, rechecked" >&2
         rm -rf "$out/recheck" "$out/recheck-without-golden"
     else
+        if [ -n "${ITERATE:-}" ] && [ ! -f "$out/mutants.out/outcomes.json" ] \
+            && [ -d "$out/passes" ]; then
+            # a pass stopped before it wrote its outcomes: starting over would drop the
+            # earlier passes; put their last outcomes back in mutants.out first
+            echo "mutants.sh: $name: ITERATE=1, but $out/mutants.out holds no outcomes" >&2
+            exit 2
+        fi
         if [ -n "${ITERATE:-}" ] && [ -f "$out/mutants.out/outcomes.json" ]; then
             # keep the earlier pass's outcomes: this one runs only what that left open
             mkdir -p "$out/passes"
