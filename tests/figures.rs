@@ -1104,6 +1104,28 @@ fn the_positional_heatmap_reads_back_as_the_encodings_on_its_own_legend_and_tick
     let (bar, grid): (Vec<usize>, Vec<usize>) =
         (0..d.cells.len()).partition(|&k| d.cells[k].x == right);
     assert!(bar.len() >= 32, "{} strips in the colour bar", bar.len());
+    // the strips fill the bar's outline from top to bottom, each overlapping the one above by
+    // less than half a pixel so that no seam shows
+    let outline = *d
+        .rects
+        .iter()
+        .find(|r| r.x == right)
+        .expect("the colour bar's outline");
+    let mut strips: Vec<Rect> = bar.iter().map(|&k| d.cells[k]).collect();
+    strips.sort_by(|a, b| a.y.total_cmp(&b.y));
+    let mut reach = outline.y;
+    for s in &strips {
+        assert!(
+            s.w == outline.w && (0.0..0.5).contains(&(reach - s.y)),
+            "a strip at {s:?} after the bar's colours reached y = {reach}"
+        );
+        reach = s.y + s.h;
+    }
+    let end = outline.y + outline.h;
+    assert!(
+        (0.0..0.5).contains(&(reach - end)),
+        "the strips end at {reach}, the bar at {end}"
+    );
     let bar_x = d.cells[bar[0]].x + d.cells[bar[0]].w;
     // its tick labels, right of it: value at height
     let ticks: Vec<(f64, f64)> = numbers(&d)

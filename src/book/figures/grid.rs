@@ -172,3 +172,27 @@ pub(super) fn column_label(
         TextStyle::PLAIN,
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::colour_bar;
+    use crate::book::svg::{self, Svg};
+
+    #[test]
+    fn a_colour_bar_is_labelled_top_middle_and_bottom_with_its_range() {
+        let mut canvas = Svg::new(100.0, 200.0, "bar");
+        colour_bar(&mut canvas, 10.0, 20.0, 100.0, (0.0, 1.0), svg::sequential);
+        let out = canvas.finish();
+        // each label's height (the baseline, 4 px under the point it marks) and text
+        let labels: Vec<(&str, &str)> = out
+            .split("<text ")
+            .skip(1)
+            .map(|t| {
+                let y = t.split("y=\"").nth(1).unwrap().split('"').next().unwrap();
+                let text = t.split('>').nth(1).unwrap().split('<').next().unwrap();
+                (y, text)
+            })
+            .collect();
+        assert_eq!(labels, [("24", "1"), ("74", "0.50"), ("124", "0")]);
+    }
+}
