@@ -1944,6 +1944,14 @@ fn the_positional_curves_read_back_as_the_encoding_columns_their_legend_names() 
     assert!(legend.len() >= 2, "{} legend entries", legend.len());
     for e in &legend {
         let col = number_after(&e.text, "column ") as usize;
+        // §3.5: dimension 2i is a sinusoid of wavelength 2 pi 10000^(2i / d_model)
+        let wavelength = number_after(&e.text, "wavelength ");
+        let want = 2.0 * std::f64::consts::PI * 10000f64.powf(col as f64 / d_model as f64);
+        assert!(
+            (wavelength - want).abs() <= 0.05,
+            "{}: the paper gives a wavelength of {want:.2}",
+            e.text
+        );
         let mut read = |p: (f64, f64)| -> usize {
             let pos = chart.x.value(p.0).round().clamp(0.0, last as f64);
             if let Some(m) = chart.miss(p, (pos, pe[(pos as usize, col)])) {
