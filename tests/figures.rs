@@ -147,6 +147,8 @@ struct Mark {
     kind: Kind,
     colour: String,
     points: Vec<(f64, f64)>,
+    /// A line's stroke width (0 for a marker).
+    width: f64,
 }
 
 /// The value of `name="..."` in one tag.
@@ -349,6 +351,7 @@ fn read(svg: &str) -> Drawing {
                     kind: Kind::Dot,
                     colour: paint(tag, "fill"),
                     points: vec![(cx, cy)],
+                    width: 0.0,
                 });
             }
             "line" => {
@@ -367,6 +370,7 @@ fn read(svg: &str) -> Drawing {
                     kind: Kind::Line,
                     colour: paint(tag, "stroke"),
                     points: p,
+                    width: attr(tag, "stroke-width").map_or(1.0, |w| w.parse().unwrap()),
                 });
             }
             "polygon" => {
@@ -384,6 +388,7 @@ fn read(svg: &str) -> Drawing {
                         kind: Kind::Triangle,
                         colour: paint(tag, "fill"),
                         points: vec![centroid],
+                        width: 0.0,
                     });
                 }
                 d.points.extend(p);
@@ -1184,6 +1189,33 @@ fn the_positional_heatmap_reads_back_as_the_encodings_on_its_own_legend_and_tick
         col_ticks >= 4 && row_ticks >= 4,
         "{col_ticks} column and {row_ticks} row ticks"
     );
+    // the axes' names: "dimension j" centred under the grid, "position pos" beside it
+    let (centre, middle) = (
+        (xs[0] + xs[cols - 1] + cell) / 2.0,
+        (ys[0] + grid_bottom) / 2.0,
+    );
+    let across = bounds(
+        &d.labels
+            .iter()
+            .find(|l| l.text == "dimension j")
+            .unwrap()
+            .poly,
+    );
+    let down = bounds(
+        &d.labels
+            .iter()
+            .find(|l| l.text == "position pos")
+            .unwrap()
+            .poly,
+    );
+    assert!(
+        (across.x + across.w / 2.0 - centre).abs() <= 0.5 && across.y > grid_bottom,
+        "\"dimension j\" at {across:?} is not centred under the grid (x = {centre})"
+    );
+    assert!(
+        (down.y + down.h / 2.0 - middle).abs() <= 0.5 && down.x + down.w < grid_left,
+        "\"position pos\" at {down:?} is not centred left of the grid (y = {middle})"
+    );
 
     let pe: DMatrix<f64> = sinusoidal(rows, cols);
     let mut worst = 0.0f64;
@@ -1967,10 +1999,28 @@ fn the_positional_curves_read_back_as_the_encoding_columns_their_legend_names() 
             e.text
         );
         // the dots on the fastest column mark the same points
-        for m in d.series(Kind::Dot, &e.colour, &chart) {
+        let dots = d.series(Kind::Dot, &e.colour, &chart);
+        for m in &dots {
             read(m.points[0]);
         }
+        // only the fastest column, a dot at each position, is drawn thin; the others thick
+        let fastest = col == 0;
+        let width = d.series(Kind::Line, &e.colour, &chart)[0].width;
+        assert_eq!(
+            (dots.len(), width),
+            if fastest {
+                (last - first + 1, 1.0)
+            } else {
+                (0, 2.0)
+            },
+            "{}: the dots and the line's width",
+            e.text
+        );
     }
+    assert!(
+        legend.iter().any(|e| e.text.starts_with("column 0:")),
+        "column 0 drawn"
+    );
     assert_none(&problems);
 }
 
