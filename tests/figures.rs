@@ -1639,7 +1639,7 @@ const PX: f64 = 1.0;
 
 /// One axis, read from its tick labels: the value v is drawn at pixel `at + per * t(v)`, where
 /// t(v) is v on a linear axis and ln v on a logarithmic one.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Axis {
     log: bool,
     at: f64,
@@ -1647,6 +1647,8 @@ struct Axis {
     /// The smallest and largest tick value.
     lo: f64,
     hi: f64,
+    /// Every tick's value, in increasing order.
+    ticks: Vec<f64>,
 }
 
 impl Axis {
@@ -1672,12 +1674,15 @@ impl Axis {
                 (a + (t(v) - mt) * (p - mp), b + (t(v) - mt).powi(2))
             });
             let per = sxy / sxx;
+            let mut values: Vec<f64> = ticks.iter().map(|t| t.1).collect();
+            values.sort_by(f64::total_cmp);
             let axis = Axis {
                 log,
                 at: mp - per * mt,
                 per,
                 lo,
                 hi,
+                ticks: values,
             };
             let worst = ticks
                 .iter()
@@ -2405,6 +2410,20 @@ fn the_layer_timing_figure_reads_back_as_its_committed_run() {
     // the run is in seconds, the axis in milliseconds
     d.text_with("milliseconds");
     let rows = run["rows"].as_array().unwrap();
+    // a tick at every n measured, and at every power of ten of milliseconds the lines span
+    let ns: Vec<f64> = rows.iter().map(|r| r["n"].as_f64().unwrap()).collect();
+    assert_eq!(chart.x.ticks, ns, "the ticks of n");
+    let ms = rows.iter().flat_map(|r| {
+        let r = r.as_object().unwrap();
+        r.iter()
+            .filter(|(k, _)| k.ends_with("_s"))
+            .map(|(_, v)| v.as_f64().unwrap() * 1e3)
+    });
+    let (fastest, slowest) = ms.fold((f64::INFINITY, 0.0f64), |(a, b), t| (a.min(t), b.max(t)));
+    let powers: Vec<f64> = (fastest.log10().floor() as i32..=slowest.log10().ceil() as i32)
+        .map(|k| 10f64.powi(k))
+        .collect();
+    assert_eq!(chart.y.ticks, powers, "the ticks of milliseconds");
     // a pixel is about 1 % of n across and 4 % of the time up
     let mut problems = Vec::new();
     // every layer the run timed, and n = d
