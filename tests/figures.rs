@@ -1812,6 +1812,7 @@ impl Drawing {
     fn legend(&self) -> Vec<Entry> {
         let mut entries = Vec::new();
         for frame in self.frames() {
+            let mut swatch_column = None;
             for l in self.labels.iter().filter(|l| frame.contains(l.at, 0.0)) {
                 let swatches: Vec<&Mark> = self
                     .marks
@@ -1825,6 +1826,17 @@ impl Drawing {
                 let [swatch] = swatches[..] else {
                     panic!("legend entry {:?} has {} swatches", l.text, swatches.len())
                 };
+                // the swatches of a legend stand in one column, a line's by its middle
+                let xs = swatch.points.iter().map(|p| p.0);
+                let centre = (xs.clone().fold(f64::INFINITY, f64::min)
+                    + xs.fold(f64::NEG_INFINITY, f64::max))
+                    / 2.0;
+                let column = *swatch_column.get_or_insert(centre);
+                assert!(
+                    (centre - column).abs() <= 1.0,
+                    "legend entry {:?}: its swatch is centred at x = {centre}, the others at {column}",
+                    l.text
+                );
                 entries.push(Entry {
                     text: l.text.clone(),
                     kind: swatch.kind,
