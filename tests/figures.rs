@@ -1384,6 +1384,75 @@ fn each_row_of_the_trained_attention_maps_reads_as_a_distribution_on_the_legend(
                 })
                 .collect(),
         );
+        // the panels, one per layer and head: each titled above it, centred, layers down and
+        // heads across; the picture ends 20 px right of the last head
+        let panels: Vec<Rect> = (0..d.rects.len())
+            .filter(|&k| {
+                d.boxed[k]
+                    && d.cells
+                        .iter()
+                        .any(|c| d.rects[k].contains((c.x + 1.0, c.y + 1.0), 0.0))
+            })
+            .map(|k| d.rects[k])
+            .collect();
+        let mut xs: Vec<f64> = panels.iter().map(|p| p.x).collect();
+        let mut ys: Vec<f64> = panels.iter().map(|p| p.y).collect();
+        for v in [&mut xs, &mut ys] {
+            v.sort_by(f64::total_cmp);
+            v.dedup();
+        }
+        assert_eq!(
+            xs.len() * ys.len(),
+            panels.len(),
+            "{name}: the panels form a grid"
+        );
+        for p in &panels {
+            let (layer, head) = (
+                ys.iter().position(|&y| y == p.y).unwrap() + 1,
+                xs.iter().position(|&x| x == p.x).unwrap() + 1,
+            );
+            let title = format!("layer {layer}, head {head}");
+            let t = bounds(
+                &d.labels
+                    .iter()
+                    .find(|l| l.text == title)
+                    .unwrap_or_else(|| panic!("{name}: no {title:?}"))
+                    .poly,
+            );
+            assert!(
+                (t.x + t.w / 2.0 - (p.x + p.w / 2.0)).abs() <= 0.5 && t.y + t.h < p.y,
+                "{name}: {title:?} at {t:?} is not centred above its panel {p:?}"
+            );
+        }
+        // each row of each layer named at its left, centred on it
+        for p in panels.iter().filter(|p| p.x == xs[0]) {
+            let mut tops: Vec<f64> = d
+                .cells
+                .iter()
+                .filter(|c| p.contains((c.x + 1.0, c.y + 1.0), 0.0))
+                .map(|c| c.y)
+                .collect();
+            tops.sort_by(f64::total_cmp);
+            tops.dedup();
+            let side = p.h / tops.len() as f64;
+            for top in tops {
+                let named = d.labels.iter().filter(|l| !l.rotated).any(|l| {
+                    let b = bounds(&l.poly);
+                    (p.x - 12.0..=p.x).contains(&(b.x + b.w))
+                        && (l.centre - (top + side / 2.0)).abs() <= 1.0
+                });
+                assert!(
+                    named,
+                    "{name}: the row at y = {top} of the panel {p:?} has no name left of it"
+                );
+            }
+        }
+        let right = panels.iter().map(|p| p.x + p.w).fold(0.0, f64::max);
+        assert!(
+            (d.width - right - 20.0).abs() <= 0.5,
+            "{name}: the last head ends at {right} of {}",
+            d.width
+        );
         // the cells, grouped by row of a panel
         let mut rows: std::collections::BTreeMap<(i64, i64), Vec<(f64, f64)>> = Default::default();
         for (c, fill) in d.cells.iter().zip(&d.cell_fills) {
@@ -2077,7 +2146,34 @@ fn the_learning_rate_curves_read_back_as_eq_3_for_the_settings_their_legend_name
                 problems.push(format!("{}: an end at {p:?}, not at step {want}", e.text));
             }
         }
+        // only the paper's base model (§5.3: d_model 512, warmup_steps 4000) is named base
+        assert_eq!(
+            e.text.ends_with("(base)"),
+            (d_model, warmup) == (512, 4000),
+            "{}",
+            e.text
+        );
     }
+    // the highest peak stands near the top of the plot: the axis is not stretched past it
+    let peak = legend
+        .iter()
+        .map(|e| {
+            let (d_model, warmup) = (
+                number_after(&e.text, "d_model = "),
+                number_after(&e.text, "warmup = "),
+            );
+            lrate(d_model as usize, warmup as usize, warmup as usize) / unit
+        })
+        .fold(0.0, f64::max);
+    let top = chart.y.value(chart.band.0);
+    assert!(
+        (0.8..1.0).contains(&(peak / top)),
+        "the highest peak, {peak:.3}, under a plot {top:.3} tall"
+    );
+    assert!(
+        legend.iter().any(|e| e.text.ends_with("(base)")),
+        "no base model"
+    );
     assert_none(&problems);
 }
 
