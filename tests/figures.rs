@@ -1424,6 +1424,32 @@ fn each_row_of_the_trained_attention_maps_reads_as_a_distribution_on_the_legend(
                 "{name}: {title:?} at {t:?} is not centred above its panel {p:?}"
             );
         }
+        // each column of each panel named above it: the slanted name starts over its middle
+        for p in &panels {
+            let mut lefts: Vec<f64> = d
+                .cells
+                .iter()
+                .filter(|c| p.contains((c.x + 1.0, c.y + 1.0), 0.0))
+                .map(|c| c.x)
+                .collect();
+            lefts.sort_by(f64::total_cmp);
+            lefts.dedup();
+            let side = p.w / lefts.len() as f64;
+            for left in lefts {
+                let named = d.labels.iter().filter(|l| l.rotated).any(|l| {
+                    let start = (
+                        (l.poly[0].0 + l.poly[3].0) / 2.0,
+                        (l.poly[0].1 + l.poly[3].1) / 2.0,
+                    );
+                    (start.0 - (left + side / 2.0)).abs() <= 3.0
+                        && (0.0..=12.0).contains(&(p.y - start.1))
+                });
+                assert!(
+                    named,
+                    "{name}: the column at x = {left} of the panel {p:?} has no name over it"
+                );
+            }
+        }
         // each row of each layer named at its left, centred on it
         for p in panels.iter().filter(|p| p.x == xs[0]) {
             let mut tops: Vec<f64> = d
@@ -2429,6 +2455,24 @@ fn the_label_smoothing_bars_read_back_as_the_smoothed_distribution_of_their_titl
         1,
         "one outlined target"
     );
+    // the grid lines and the base line span the bars' slots, no more and no less (each bar
+    // stands in the middle of its slot, half the gap between two bars from its edges)
+    let mut filled: Vec<Rect> = (0..d.rects.len())
+        .filter(|&k| !d.boxed[k])
+        .map(|k| d.rects[k])
+        .collect();
+    filled.sort_by(|a, b| a.x.total_cmp(&b.x));
+    let (first, last) = (filled[0], filled[filled.len() - 1]);
+    let inset = (filled[1].x - first.x - first.w) / 2.0;
+    let (from, to) = (first.x - inset, last.x + last.w + inset);
+    let level: Vec<_> = d.lines.iter().filter(|(a, b)| a.1 == b.1).collect();
+    assert!(level.len() >= 5, "{} level lines", level.len());
+    for (a, b) in level {
+        assert!(
+            (a.0.min(b.0) - from).abs() <= 0.5 && (a.0.max(b.0) - to).abs() <= 0.5,
+            "a line from {a:?} to {b:?} across slots from x = {from} to {to}"
+        );
+    }
     assert_none(&problems);
 }
 
