@@ -2374,10 +2374,19 @@ fn the_label_smoothing_bars_read_back_as_the_smoothed_distribution_of_their_titl
     let target = number_after(title, "Target token ") as usize;
     let vocab = number_after(title, " of ") as usize;
     let eps = number_after(title, "eps_ls = ");
-    assert!(d
-        .text_with("eps spread over")
-        .contains("over all V classes"));
+    let caption = d.text_with("eps spread over");
+    assert!(caption.contains("over all V classes"));
     let q: DMatrix<f64> = smoothed_targets(&[target], vocab, eps, Spread::AllClasses);
+    // the caption's two probabilities, to its four decimals
+    let on = number_after(caption, "eps/V = ");
+    let off = number_after(caption, "target, eps/V = ");
+    let other = (target + 1) % vocab;
+    assert!(
+        (on - q[(0, target)]).abs() <= 5e-5 && (off - q[(0, other)]).abs() <= 5e-5,
+        "{caption}: q is {} on the target and {} elsewhere",
+        q[(0, target)],
+        q[(0, other)]
+    );
 
     // the probability axis: the column of tick labels left of the bars
     let nums = numbers(&d);
@@ -2465,6 +2474,31 @@ fn the_label_smoothing_bars_read_back_as_the_smoothed_distribution_of_their_titl
     let (first, last) = (filled[0], filled[filled.len() - 1]);
     let inset = (filled[1].x - first.x - first.w) / 2.0;
     let (from, to) = (first.x - inset, last.x + last.w + inset);
+    // the axes' names: "vocabulary entry" centred under the bars, "target probability"
+    // centred beside them
+    let across = bounds(
+        &d.labels
+            .iter()
+            .find(|l| l.text == "vocabulary entry")
+            .unwrap()
+            .poly,
+    );
+    let down = bounds(
+        &d.labels
+            .iter()
+            .find(|l| l.text == "target probability")
+            .unwrap()
+            .poly,
+    );
+    let (centre, middle) = ((from + to) / 2.0, (y.pixel(0.0) + y.pixel(1.0)) / 2.0);
+    assert!(
+        (across.x + across.w / 2.0 - centre).abs() <= 0.5 && across.y > zero,
+        "\"vocabulary entry\" at {across:?} is not centred under the bars (x = {centre})"
+    );
+    assert!(
+        (down.y + down.h / 2.0 - middle).abs() <= 1.0 && down.x + down.w < from,
+        "\"target probability\" at {down:?} is not centred left of the plot (y = {middle})"
+    );
     let level: Vec<_> = d.lines.iter().filter(|(a, b)| a.1 == b.1).collect();
     assert!(level.len() >= 5, "{} level lines", level.len());
     for (a, b) in level {
