@@ -1370,6 +1370,44 @@ fn each_row_of_the_trained_attention_maps_reads_as_a_distribution_on_the_legend(
             (x0 - first.x).abs() < 1.0 && (x1 - (last.x + last.w)).abs() < 1.0,
             "{name}: the legend's 0 and 1 label its ends"
         );
+        // the swatches touch in one row; 0, 0.5 and 1 are centred under its ends and middle,
+        // just below it, and "weight" names it from the left, level with it
+        for pair in swatches.windows(2) {
+            let (a, b) = (d.rects[pair[0]], d.rects[pair[1]]);
+            assert!(
+                a.y == b.y && (b.x - a.x - a.w).abs() <= 0.5,
+                "{name}: legend swatches {a:?} and {b:?}"
+            );
+        }
+        // in its outline
+        let framed = (0..d.rects.len()).any(|k| {
+            let r = d.rects[k];
+            d.boxed[k]
+                && (r.x - first.x).abs() <= 0.5
+                && (r.x + r.w - last.x - last.w).abs() <= 0.5
+                && (r.y - first.y).abs() <= 0.5
+                && (r.h - first.h).abs() <= 0.5
+        });
+        assert!(framed, "{name}: no outline around the legend's swatches");
+        for (v, x) in [
+            (0.0, first.x),
+            (0.5, (first.x + last.x + last.w) / 2.0),
+            (1.0, last.x + last.w),
+        ] {
+            let l = nums.iter().find(|(_, u)| *u == v).unwrap().0;
+            let b = bounds(&l.poly);
+            assert!(
+                (b.x + b.w / 2.0 - x).abs() <= 0.5
+                    && (0.0..=16.0).contains(&(b.y - first.y - first.h)),
+                "{name}: the legend's {v} at {b:?} is not just under x = {x}"
+            );
+        }
+        let w = bounds(&d.labels.iter().find(|l| l.text == "weight").unwrap().poly);
+        assert!(
+            (0.0..=12.0).contains(&(first.x - w.x - w.w))
+                && (w.y + w.h / 2.0 - (first.y + first.h / 2.0)).abs() <= 2.0,
+            "{name}: \"weight\" at {w:?} does not name the legend from its left"
+        );
         // each swatch stands for the value at its middle, read on the labels' scale
         let legend = Legend(
             swatches
