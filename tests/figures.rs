@@ -2475,6 +2475,11 @@ fn the_label_smoothing_bars_read_back_as_the_smoothed_distribution_of_their_titl
                 .filter(|(l, _)| l.at.1 < r.y && r.contains((l.at.0, r.y), 0.0))
                 .max_by(|a, b| a.0.at.1.total_cmp(&b.0.at.1))
                 .unwrap_or_else(|| panic!("bar {j} without its value"));
+            // just above it
+            let gap = r.y - bounds(&printed.0.poly).y - bounds(&printed.0.poly).h;
+            if !(0.0..=12.0).contains(&gap) {
+                problems.push(format!("bar {j}'s value is {gap:.1} px above it"));
+            }
             let decimals = printed.0.text.split('.').nth(1).map_or(0, str::len);
             if (printed.1 - q[(0, j)]).abs() > 0.5 * 10f64.powi(-(decimals as i32)) {
                 problems.push(format!(
@@ -2545,6 +2550,51 @@ fn the_label_smoothing_bars_read_back_as_the_smoothed_distribution_of_their_titl
             "a line from {a:?} to {b:?} across slots from x = {from} to {to}"
         );
     }
+    // each bar, filled or outlined, stands centred on its index; the outline encloses the
+    // filled bar of its entry; the caption is the lowest text, at the foot of the picture
+    for r in &d.rects {
+        let j = index_under(r);
+        let index = nums
+            .iter()
+            .find(|(l, v)| l.at.1 > zero && *v == j as f64 && l.at.0 > from)
+            .unwrap()
+            .0;
+        assert!(
+            (r.x + r.w / 2.0 - index.at.0).abs() <= 0.5,
+            "the bar {r:?} is not centred on its index {j} at x = {}",
+            index.at.0
+        );
+    }
+    // every bar stands on the base line, the lowest level line
+    let base = d
+        .lines
+        .iter()
+        .filter(|(a, b)| a.1 == b.1)
+        .map(|(a, _)| a.1)
+        .fold(0.0, f64::max);
+    for r in &d.rects {
+        assert!(
+            (r.y + r.h - base).abs() <= 0.01,
+            "the bar {r:?} does not stand on the base line at y = {base}"
+        );
+    }
+    let outline = d.rects[d.boxed.iter().position(|&b| b).unwrap()];
+    let inner = filled.iter().find(|f| index_under(f) == target).unwrap();
+    assert!(
+        outline.x < inner.x && outline.x + outline.w > inner.x + inner.w,
+        "the one-hot outline {outline:?} does not enclose the target's bar {inner:?}"
+    );
+    let foot = d
+        .labels
+        .iter()
+        .map(|l| bounds(&l.poly))
+        .fold(0.0, |a: f64, b| a.max(b.y + b.h));
+    let c = bounds(&d.labels.iter().find(|l| l.text == caption).unwrap().poly);
+    assert!(
+        c.y + c.h == foot && d.height - foot <= 20.0,
+        "the caption at {c:?} is not the lowest text, at the foot of {} px",
+        d.height
+    );
     assert_none(&problems);
 }
 
