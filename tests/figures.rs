@@ -1959,6 +1959,14 @@ impl Drawing {
                 let [swatch] = swatches[..] else {
                     panic!("legend entry {:?} has {} swatches", l.text, swatches.len())
                 };
+                // a line's just left of its label
+                let end = swatch.points[swatch.points.len() - 1].0;
+                assert!(
+                    swatch.kind != Kind::Line || l.at.0 - end <= 12.0,
+                    "legend entry {:?}: its swatch ends {} px left of it",
+                    l.text,
+                    l.at.0 - end
+                );
                 // the swatches of a legend stand in one column, a line's by its middle
                 let xs = swatch.points.iter().map(|p| p.0);
                 let centre = (xs.clone().fold(f64::INFINITY, f64::min)
@@ -2643,11 +2651,27 @@ fn the_training_curves_read_back_as_their_committed_logs() {
         for ((&p, s), l) in line.points.iter().zip(&step).zip(&loss) {
             problems.extend(loss_panel.miss(p, (s.unwrap(), l.unwrap())));
         }
+        // the axis is not stretched past the highest loss: no tick stands a whole tick step
+        // above it
+        let highest = loss.iter().flatten().fold(0.0, |a: f64, &b| a.max(b));
+        let ticks = &loss_panel.y.ticks;
+        let spacing = ticks[1] - ticks[0];
+        assert!(
+            loss_panel.y.hi - highest < spacing,
+            "{name}: the highest loss is {highest:.3}, the loss axis ticks up to {}",
+            loss_panel.y.hi
+        );
 
         // the held-out panel: a line per legend entry, the column the entry names, in percent,
         // at the steps where the log has it (and a dot on each). A pixel is about 0.6 % up, and
         // 2.4 steps (copy) or 9.6 steps (translate) across.
         assert_eq!(legend.len(), 2, "{name}: {legend:?}");
+        // each curve of the figure in a colour of its own
+        assert!(
+            legend[0].colour != legend[1].colour && legend.iter().all(|e| e.colour != line.colour),
+            "{name}: the loss in {}, the held-out curves in {legend:?}",
+            line.colour
+        );
         for e in &legend {
             let name_of = match e.text.as_str() {
                 "exact match (greedy)" => "heldout_exact_match",
