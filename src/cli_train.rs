@@ -603,33 +603,11 @@ mod tests {
 
     #[test]
     fn every_flag_reaches_the_model_or_the_run() {
-        let words = [
-            "reverse",
-            "--d-model",
-            "24",
-            "--heads",
-            "3",
-            "--layers",
-            "1",
-            "--d-ff",
-            "40",
-            "--dropout",
-            "0.3",
-            "--label-smoothing",
-            "0.2",
-            "--warmup",
-            "7",
-            "--lr-scale",
-            "0.5",
-            "--batch-tokens",
-            "123",
-            "--seed",
-            "5",
-            "--data-seed",
-            "6",
-            "--threads",
-            "1",
-        ];
+        let words: Vec<&str> = "reverse --d-model 24 --heads 3 --layers 1 --d-ff 40 --dropout 0.3 \
+            --label-smoothing 0.2 --warmup 7 --lr-scale 0.5 --batch-tokens 123 --seed 5 \
+            --data-seed 6 --threads 1"
+            .split_whitespace()
+            .collect();
         let (trainer, info) = new_trainer(&train_args(&words)).unwrap();
         let c = &info.config;
         assert_eq!(
