@@ -6,7 +6,7 @@
 //! is set, so a panic would show one), abort on a failed allocation, or leave anything in its
 //! directory that it did not create (a partial checkpoint, book or run directory).
 //!
-//! The table has 127 rows.
+//! The table has 129 rows.
 
 #![cfg(feature = "book")]
 
@@ -1076,6 +1076,27 @@ fn table(busy: u16) -> Vec<Row> {
         .file("book/src/SUMMARY.md", SUMMARY)
         .file("book/src/one.md", "# One\n"),
         row(
+            "build-into-the-chapters",
+            "build --out {dir}/book/src/html",
+            2,
+            "holds the book's sources",
+        )
+        .env("AIAYN_ROOT", "{dir}".to_string())
+        .file("book/book.toml", BOOK_TOML)
+        .file("book/src/SUMMARY.md", SUMMARY)
+        .file("book/src/one.md", "# One\n")
+        .absent(&["book/src/html"]),
+        row(
+            "build-over-the-whole-project",
+            "build --out {dir}/..",
+            2,
+            "holds the book's sources",
+        )
+        .env("AIAYN_ROOT", "{dir}".to_string())
+        .file("book/book.toml", BOOK_TOML)
+        .file("book/src/SUMMARY.md", SUMMARY)
+        .file("book/src/one.md", "# One\n"),
+        row(
             "serve-port-in-use",
             &format!("serve --port {busy} --out {{dir}}/out"),
             2,
@@ -1196,7 +1217,7 @@ fn every_command_refuses_bad_input_with_exit_2_and_a_named_problem() {
     let table = table(busy.local_addr().unwrap().port());
     assert_eq!(
         table.len(),
-        127,
+        129,
         "the module comment states the table's size"
     );
     let mut names: Vec<_> = table.iter().map(|r| r.name).collect();
