@@ -45,7 +45,7 @@ groups=(
     "fast|src/fast/*.rs src/blockwise.rs|properties_fast properties_blockwise numerics panics|no"
     "fixture|src/fixture/*.rs src/fixture/ops/*.rs|golden cli|no"
     "checkpoint|src/checkpoint.rs|checkpoint training cli|no"
-    "book|src/book/*.rs|book figures fuzz_book book_text appendix worked_example claims serve|no"
+    "book|src/book/*.rs|book figures fuzz_book book_text appendix worked_example claims serve bad_input|no"
     "figures|src/book/figures/*.rs|figures book appendix|no"
     "cli|src/cli*.rs src/config.rs src/why_self_attention.rs|bin=aiayn cli bad_input why_self_attention golden examples|no"
 )
