@@ -869,13 +869,7 @@ fn the_data_flow_diagram_joins_the_sub_layers_of_section_3_in_the_paper_s_order(
     }
     // the encoder's output is named just right of its arrow, over the turn to the decoder
     let (red, _) = d.arrows.iter().find(|(_, c)| c == "#c0504d").unwrap();
-    let l = bounds(
-        &d.labels
-            .iter()
-            .find(|l| l.text == "encoder output (K, V)")
-            .unwrap()
-            .poly,
-    );
+    let l = d.label_box("encoder output (K, V)");
     let turn = red[1];
     assert!(
         (4.0..=12.0).contains(&(l.x - turn.0)) && (0.0..=12.0).contains(&(turn.1 - (l.y + l.h))),
@@ -903,13 +897,7 @@ fn the_data_flow_diagram_joins_the_sub_layers_of_section_3_in_the_paper_s_order(
             .unwrap()
             .poly,
     );
-    let last = bounds(
-        &d.labels
-            .iter()
-            .find(|l| l.text == "generator (§3.4)")
-            .unwrap()
-            .poly,
-    );
+    let last = d.label_box("generator (§3.4)");
     let swatch_left = d
         .rects
         .iter()
@@ -976,7 +964,7 @@ fn the_data_flow_diagram_joins_the_sub_layers_of_section_3_in_the_paper_s_order(
         ("encoder: N × this layer (N = 6)", true),
         ("decoder: N × this layer (N = 6)", false),
     ] {
-        let l = bounds(&d.labels.iter().find(|l| l.text == name).unwrap().poly);
+        let l = d.label_box(name);
         let frame = (0..d.rects.len())
             .filter(|&k| d.rect_fills[k] == "#f4f4f4")
             .map(|k| d.rects[k])
@@ -1097,6 +1085,26 @@ fn figure(name: &str) -> Drawing {
     read(&(f.draw)().unwrap())
 }
 
+/// Asserts that a figure names its axes where a reader looks: `across` below y = `under`,
+/// centred on x = `centre` (within half a pixel); `down` ending left of x = `left`, centred
+/// on y = `middle` within `slack`.
+fn assert_axis_names(
+    d: &Drawing,
+    (across, centre, under): (&str, f64, f64),
+    (down, middle, left, slack): (&str, f64, f64, f64),
+) {
+    let a = d.label_box(across);
+    assert!(
+        (a.x + a.w / 2.0 - centre).abs() <= 0.5 && a.y > under,
+        "{across:?} at {a:?} is not centred under the plot (x = {centre}, below y = {under})"
+    );
+    let b = d.label_box(down);
+    assert!(
+        (b.y + b.h / 2.0 - middle).abs() <= slack && b.x + b.w < left,
+        "{down:?} at {b:?} is not centred left of the plot (y = {middle}, left of x = {left})"
+    );
+}
+
 #[test]
 fn the_positional_heatmap_reads_back_as_the_encodings_on_its_own_legend_and_ticks() {
     let d = figure("pe-heatmap");
@@ -1190,31 +1198,14 @@ fn the_positional_heatmap_reads_back_as_the_encodings_on_its_own_legend_and_tick
         "{col_ticks} column and {row_ticks} row ticks"
     );
     // the axes' names: "dimension j" centred under the grid, "position pos" beside it
-    let (centre, middle) = (
-        (xs[0] + xs[cols - 1] + cell) / 2.0,
-        (ys[0] + grid_bottom) / 2.0,
-    );
-    let across = bounds(
-        &d.labels
-            .iter()
-            .find(|l| l.text == "dimension j")
-            .unwrap()
-            .poly,
-    );
-    let down = bounds(
-        &d.labels
-            .iter()
-            .find(|l| l.text == "position pos")
-            .unwrap()
-            .poly,
-    );
-    assert!(
-        (across.x + across.w / 2.0 - centre).abs() <= 0.5 && across.y > grid_bottom,
-        "\"dimension j\" at {across:?} is not centred under the grid (x = {centre})"
-    );
-    assert!(
-        (down.y + down.h / 2.0 - middle).abs() <= 0.5 && down.x + down.w < grid_left,
-        "\"position pos\" at {down:?} is not centred left of the grid (y = {middle})"
+    assert_axis_names(
+        &d,
+        (
+            "dimension j",
+            (xs[0] + xs[cols - 1] + cell) / 2.0,
+            grid_bottom,
+        ),
+        ("position pos", (ys[0] + grid_bottom) / 2.0, grid_left, 0.5),
     );
 
     let pe: DMatrix<f64> = sinusoidal(rows, cols);
@@ -1317,8 +1308,7 @@ fn the_untrained_attention_heatmap_prints_its_stated_experiment_and_each_row_sum
         }
         // with its title centred above the names of its columns
         let title = format!("head {}", head + 1);
-        let l = d.labels.iter().find(|l| l.text == title).unwrap();
-        let t = bounds(&l.poly);
+        let t = d.label_box(&title);
         let centre = lefts[a] + 3.0 * side;
         assert!(
             (t.x + t.w / 2.0 - centre).abs() <= 0.5
@@ -1402,7 +1392,7 @@ fn each_row_of_the_trained_attention_maps_reads_as_a_distribution_on_the_legend(
                 "{name}: the legend's {v} at {b:?} is not just under x = {x}"
             );
         }
-        let w = bounds(&d.labels.iter().find(|l| l.text == "weight").unwrap().poly);
+        let w = d.label_box("weight");
         assert!(
             (0.0..=12.0).contains(&(first.x - w.x - w.w))
                 && (w.y + w.h / 2.0 - (first.y + first.h / 2.0)).abs() <= 2.0,
@@ -1700,8 +1690,7 @@ fn the_causal_mask_figure_is_consistent_from_scores_to_weights() {
         assert_named_grid(&d, grid, &tokens, &tokens);
     }
     // and "queries i" is centred beside the rows, left of them
-    let queries = d.labels.iter().find(|l| l.text == "queries i").unwrap();
-    let b = bounds(&queries.poly);
+    let b = d.label_box("queries i");
     let middle = (tops[0] + tops[4] + side) / 2.0;
     assert!(
         b.x + b.w < lefts[0] && (b.y + b.h / 2.0 - middle).abs() <= 0.5,
@@ -2029,6 +2018,12 @@ impl Drawing {
     }
 
     /// The text of the one label containing `part`.
+    /// The box of the one label that reads `text`.
+    fn label_box(&self, text: &str) -> Rect {
+        let l = self.labels.iter().find(|l| l.text == text);
+        bounds(&l.unwrap_or_else(|| panic!("no label {text:?}")).poly)
+    }
+
     fn text_with(&self, part: &str) -> &str {
         let found: Vec<&Label> = self
             .labels
@@ -2527,28 +2522,15 @@ fn the_label_smoothing_bars_read_back_as_the_smoothed_distribution_of_their_titl
     let (from, to) = (first.x - inset, last.x + last.w + inset);
     // the axes' names: "vocabulary entry" centred under the bars, "target probability"
     // centred beside them
-    let across = bounds(
-        &d.labels
-            .iter()
-            .find(|l| l.text == "vocabulary entry")
-            .unwrap()
-            .poly,
-    );
-    let down = bounds(
-        &d.labels
-            .iter()
-            .find(|l| l.text == "target probability")
-            .unwrap()
-            .poly,
-    );
-    let (centre, middle) = ((from + to) / 2.0, (y.pixel(0.0) + y.pixel(1.0)) / 2.0);
-    assert!(
-        (across.x + across.w / 2.0 - centre).abs() <= 0.5 && across.y > zero,
-        "\"vocabulary entry\" at {across:?} is not centred under the bars (x = {centre})"
-    );
-    assert!(
-        (down.y + down.h / 2.0 - middle).abs() <= 1.0 && down.x + down.w < from,
-        "\"target probability\" at {down:?} is not centred left of the plot (y = {middle})"
+    assert_axis_names(
+        &d,
+        ("vocabulary entry", (from + to) / 2.0, zero),
+        (
+            "target probability",
+            (y.pixel(0.0) + y.pixel(1.0)) / 2.0,
+            from,
+            1.0,
+        ),
     );
     let level: Vec<_> = d.lines.iter().filter(|(a, b)| a.1 == b.1).collect();
     assert!(level.len() >= 5, "{} level lines", level.len());
@@ -2597,7 +2579,7 @@ fn the_label_smoothing_bars_read_back_as_the_smoothed_distribution_of_their_titl
         .iter()
         .map(|l| bounds(&l.poly))
         .fold(0.0, |a: f64, b| a.max(b.y + b.h));
-    let c = bounds(&d.labels.iter().find(|l| l.text == caption).unwrap().poly);
+    let c = d.label_box(caption);
     assert!(
         c.y + c.h == foot && d.height - foot <= 20.0,
         "the caption at {c:?} is not the lowest text, at the foot of {} px",
