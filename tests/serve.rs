@@ -452,3 +452,28 @@ fn aiayn_serve_rebuilds_the_real_book_when_a_chapter_changes() {
     drop(server);
     let _ = fs::remove_dir_all(root);
 }
+
+#[test]
+fn a_stopped_server_returns_within_a_poll_interval() {
+    let (dir, book) = hand_made_book("stop");
+    let listener = aiayn::book::bind(0).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let site = Site::new(book, false);
+    let served = Arc::clone(&site);
+    let (done, returned) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(aiayn::book::serve(listener, served).is_ok());
+    });
+    let (head, _) = get(port, "/");
+    assert_eq!(status(&head), 200, "{head}");
+    assert!(
+        returned.recv_timeout(Duration::from_millis(600)).is_err(),
+        "the server returned before it was stopped"
+    );
+    site.stop();
+    let ok = returned
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the server still runs 5 s after it was stopped");
+    assert!(ok, "a stopped server returns Ok");
+    let _ = fs::remove_dir_all(dir);
+}

@@ -243,6 +243,10 @@ mod tests {
             anchored_lines("// ANCHOR: ff\nx\n// ANCHOR_END: ff\n", "f"),
             None
         );
+        // markers of other anchors inside are left out, as mdBook leaves them out
+        let nested = "// ANCHOR: outer\n// ANCHOR: inner\nx\n// ANCHOR_END: inner\ny\n// ANCHOR_END: outer\n";
+        assert_eq!(anchored_lines(nested, "outer"), Some(vec!["x", "y"]));
+        assert_eq!(anchored_lines(nested, "inner"), Some(vec!["x"]));
     }
 
     #[test]
@@ -259,6 +263,82 @@ mod tests {
                 (6, "b.rs".to_string(), Some("3:9".to_string()))
             ]
         );
+        // a directive may open the text
+        assert_eq!(
+            include_directives("{{#include a.rs}}"),
+            vec![(1, "a.rs".to_string(), None)]
+        );
+    }
+
+    /// A small book with one problem of each kind, in a fresh directory.
+    fn broken_book(name: &str) -> std::path::PathBuf {
+        let root = std::env::temp_dir().join(format!("aiayn-check-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        for (file, text) in [
+            (
+                "book/src/SUMMARY.md",
+                "# Summary\n\n- [A](a.md)\n- [Gone](gone.md#part)\n- [Draft]()\n",
+            ),
+            (
+                "book/src/a.md",
+                "# A\n{{#include ../../src/x.rs:good}}\n{{#include ../../src/x.rs:empty}}\n\
+                 {{#include ../../src/x.rs:nothere}}\n{{#include ../../src/x.rs:3:4}}\n\
+                 {{#include ../../src/missing.rs}}\n{{#include ../../src/x.rs}}\n\n\
+                 ![a](figures/pe-curves.svg)\n\n![b](figures/no-such.svg)\n\n\
+                 <script src=\"figures/attention-explorer-data.js\"></script>\n",
+            ),
+            ("book/src/sub/orphan.md", "# Orphan\n"),
+            (
+                "src/x.rs",
+                "// ANCHOR: good\nfn f() {}\n// ANCHOR_END: good\n// ANCHOR: empty\n\n// ANCHOR_END: empty\n",
+            ),
+        ] {
+            let path = root.join(file);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, text).unwrap();
+        }
+        root
+    }
+
+    fn shown(problems: Vec<Problem>) -> Vec<String> {
+        problems.iter().map(Problem::to_string).collect()
+    }
+
+    #[test]
+    fn each_whole_book_check_names_its_problems_by_file_and_line() {
+        let root = broken_book("all");
+        assert_eq!(
+            shown(summary(&root)),
+            [
+                "book/src/SUMMARY.md:4: lists `gone.md`, which does not exist in book/src",
+                "book/src/sub/orphan.md:1: chapter file `sub/orphan.md` is not listed in SUMMARY.md",
+            ]
+        );
+        assert_eq!(
+            shown(includes(&root)),
+            [
+                "book/src/a.md:3: includes `../../src/x.rs:empty`, but the anchor is empty",
+                "book/src/a.md:4: includes `../../src/x.rs:nothere`, but `../../src/x.rs` has no \
+                 `ANCHOR: nothere` ... `ANCHOR_END: nothere`",
+                "book/src/a.md:6: includes `../../src/missing.rs`, which does not exist",
+            ]
+        );
+        let figures = shown(figure_links(&root));
+        assert_eq!(figures.len(), 1, "{figures:?}");
+        assert!(
+            figures[0].starts_with(
+                "book/src/a.md:11: shows `figures/no-such.svg`, but no figure has that name \
+                 (known: "
+            ) && figures[0].contains("pe-curves, "),
+            "{figures:?}"
+        );
+        fs::remove_file(root.join("book/src/SUMMARY.md")).unwrap();
+        assert_eq!(
+            shown(summary(&root)),
+            ["book/src/SUMMARY.md:1: the book has no SUMMARY.md"]
+        );
+        assert!(summary_chapters(&root).is_empty());
+        let _ = fs::remove_dir_all(&root);
     }
 
     #[test]

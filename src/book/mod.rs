@@ -65,7 +65,13 @@ impl From<io::Error> for BookError {
 /// The crate root holding `book/`, `src/`, `tests/` and `fixtures/`: `AIAYN_ROOT` if set,
 /// otherwise the directory this crate was compiled from.
 pub fn default_root() -> PathBuf {
-    match std::env::var_os("AIAYN_ROOT") {
+    root_from(std::env::var_os("AIAYN_ROOT"))
+}
+
+/// The root named by `AIAYN_ROOT`'s value: an unset or empty variable means the crate's own
+/// directory, never the current one.
+fn root_from(var: Option<std::ffi::OsString>) -> PathBuf {
+    match var {
         Some(root) if !root.is_empty() => PathBuf::from(root),
         _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")),
     }
@@ -297,7 +303,12 @@ pub fn build_into(root: &Path, out: &Path) -> Result<Built, BookError> {
 
 /// Binds 127.0.0.1:`port`, or explains why not.
 pub fn bind(port: u16) -> Result<TcpListener, BookError> {
-    TcpListener::bind(("127.0.0.1", port)).map_err(|e| match e.kind() {
+    TcpListener::bind(("127.0.0.1", port)).map_err(|e| bind_error(port, &e))
+}
+
+/// Why `port` could not be listened on, with a port to try instead where one would do.
+fn bind_error(port: u16, e: &io::Error) -> BookError {
+    match e.kind() {
         io::ErrorKind::AddrInUse => BookError(format!(
             "port {port} is in use; try --port {}",
             port.checked_add(1).unwrap_or(8000)
@@ -306,10 +317,46 @@ pub fn bind(port: u16) -> Result<TcpListener, BookError> {
             "no permission to listen on port {port}; try --port 3000"
         )),
         _ => BookError(format!("cannot listen on 127.0.0.1:{port}: {e}")),
-    })
+    }
 }
 
 /// Serves an already built book on `listener` until the process ends (or [`serve::Site::stop`]).
 pub fn serve(listener: TcpListener, site: std::sync::Arc<serve::Site>) -> Result<(), BookError> {
     serve::run(listener, site).map_err(|e| BookError(format!("the server stopped: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unset_or_empty_root_means_the_crate_directory() {
+        let own = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        assert!(own.join("book/book.toml").is_file(), "{}", own.display());
+        assert_eq!(root_from(None), own);
+        assert_eq!(root_from(Some("".into())), own);
+        assert_eq!(root_from(Some("/tmp/x".into())), PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn a_port_that_cannot_be_bound_is_explained() {
+        let kind = |k: io::ErrorKind, port: u16| bind_error(port, &io::Error::from(k)).0;
+        assert_eq!(
+            kind(io::ErrorKind::AddrInUse, 3000),
+            "port 3000 is in use; try --port 3001"
+        );
+        assert_eq!(
+            kind(io::ErrorKind::AddrInUse, u16::MAX),
+            "port 65535 is in use; try --port 8000"
+        );
+        assert_eq!(
+            kind(io::ErrorKind::PermissionDenied, 80),
+            "no permission to listen on port 80; try --port 3000"
+        );
+        let other = kind(io::ErrorKind::AddrNotAvailable, 3000);
+        assert!(
+            other.starts_with("cannot listen on 127.0.0.1:3000: "),
+            "{other}"
+        );
+    }
 }

@@ -435,6 +435,14 @@ mod tests {
         fs::write(dir.join("index.html"), "home").unwrap();
         fs::write(dir.join("sub/index.html"), "sub").unwrap();
         fs::write(dir.join("a b.css"), "x").unwrap();
+        // a link out of the book, and a "page" that is a directory
+        let outside =
+            std::env::temp_dir().join(format!("aiayn-serve-test-outside-{}", std::process::id()));
+        fs::write(&outside, "secret").unwrap();
+        let _ = fs::remove_file(dir.join("out.html"));
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&outside, dir.join("out.html")).unwrap();
+        fs::create_dir_all(dir.join("odd/index.html")).unwrap();
         dir
     }
 
@@ -449,7 +457,13 @@ mod tests {
             Resolved::Redirect("/sub/".to_string())
         );
         assert_eq!(resolve(&root, "/a%20b.css"), real("a b.css"));
+        assert_eq!(resolve(&root, "/./a%20b.css"), real("a b.css"));
         assert_eq!(resolve(&root, "/missing.html"), Resolved::NotFound);
+        // inside the book but not a file: nothing to send, and nothing forbidden
+        assert_eq!(resolve(&root, "/odd/"), Resolved::NotFound);
+        // a link that leads out of the book is refused, though its target exists
+        #[cfg(unix)]
+        assert_eq!(resolve(&root, "/out.html"), Resolved::Forbidden);
         for bad in [
             "/../etc/passwd",
             "/sub/../../x",
@@ -484,8 +498,30 @@ mod tests {
             ("a.svg", "image/svg+xml"),
             ("a.woff2", "font/woff2"),
             ("a.json", "application/json"),
+            // every other type a book may hold, by its registered media type
+            ("a.htm", "text/html; charset=utf-8"),
+            ("a.mjs", "text/javascript; charset=utf-8"),
+            ("a.js.map", "application/json"),
+            ("a.png", "image/png"),
+            ("a.jpg", "image/jpeg"),
+            ("a.jpeg", "image/jpeg"),
+            ("a.gif", "image/gif"),
+            ("favicon.ico", "image/x-icon"),
+            ("a.woff", "font/woff"),
+            ("a.ttf", "font/ttf"),
+            ("a.otf", "font/otf"),
+            ("a.txt", "text/plain; charset=utf-8"),
+            ("a.md", "text/plain; charset=utf-8"),
+            ("a.xml", "application/xml"),
+            // the extension's case does not matter
+            ("A.PNG", "image/png"),
+            ("a.Html", "text/html; charset=utf-8"),
+            // anything else is sent as bytes, never as a page
+            ("a.wasm", "application/octet-stream"),
+            ("README", "application/octet-stream"),
+            ("html", "application/octet-stream"),
         ] {
-            assert_eq!(content_type(Path::new(file)), ty);
+            assert_eq!(content_type(Path::new(file)), ty, "{file}");
         }
     }
 }
