@@ -244,6 +244,11 @@ fn malformed_long_and_many_concurrent_requests_leave_the_server_serving() {
     }
     let (head, _) = get(port, &format!("/{}", "a".repeat(10_000)));
     assert_eq!(status(&head), 414, "{head}");
+    // the limit is 8192 bytes of target: at it, an ordinary miss; one past it, refused
+    let (head, _) = get(port, &format!("/{}", "a".repeat(8191)));
+    assert_eq!(status(&head), 404, "{head}");
+    let (head, _) = get(port, &format!("/{}", "a".repeat(8192)));
+    assert_eq!(status(&head), 414, "{head}");
 
     // 200 connections open at once, each then asking for a page.
     let mut streams: Vec<TcpStream> = (0..200)

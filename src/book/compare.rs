@@ -184,6 +184,45 @@ mod tests {
         assert_eq!(milliseconds(1.4334), "1,433");
         assert_eq!(milliseconds(40.1951), "40,195");
         assert_eq!(milliseconds(0.0252), "25.2");
+        // a number of whole digits that three divides takes no leading comma
+        assert_eq!(milliseconds(123.456), "123,456");
+        assert_eq!(milliseconds(1.0), "1,000");
+    }
+
+    #[test]
+    fn a_share_that_is_not_a_number_shows_as_a_dash() {
+        for (a, t) in [(json!(null), json!(0.48)), (json!(0.62), json!("x"))] {
+            let run = json!({"runs": {"1": {"rows": [
+                {"row": "matmul-64", "aiayn_s": 0.001, "torch_s": 0.001,
+                 "aiayn_of_matmul": a, "torch_of_matmul": t}
+            ]}}});
+            let md = table(&run, "f.json").unwrap();
+            assert!(
+                md.ends_with("| matrix product 64³ | 1.00 | 1.00 | 1.00 | – | – | – | – |\n"),
+                "{md}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_directive_becomes_the_table_of_the_file_it_names() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let file = "book/runs/compare.json";
+        let json: Value =
+            serde_json::from_str(&std::fs::read_to_string(root.join(file)).unwrap()).unwrap();
+        let rows = json["runs"]["1"]["rows"].as_array().unwrap().len();
+        assert!(rows > 0);
+        let page = expand(root, &format!("before\n\n{DIRECTIVE}{file}}}}}\n\nafter\n")).unwrap();
+        assert_eq!(
+            page,
+            format!("before\n\n{}\n\nafter\n", table(&json, file).unwrap())
+        );
+        // the header, its rule, then a line per row
+        assert_eq!(table(&json, file).unwrap().lines().count(), rows + 2);
+        let e = expand(root, &format!("{DIRECTIVE}book/runs/none.json}}}}")).unwrap_err();
+        assert!(e.starts_with("cannot read book/runs/none.json: "), "{e}");
+        let e = expand(root, &format!("{DIRECTIVE}book/book.toml}}}}")).unwrap_err();
+        assert!(e.starts_with("book/book.toml: not valid JSON: "), "{e}");
     }
 
     #[test]

@@ -363,6 +363,10 @@ mod tests {
             merge_upright_letters("<mi mathvariant=\"normal\">a</mi><mi>b</mi>"),
             "<mi mathvariant=\"normal\">a</mi><mi>b</mi>"
         );
+        // an upright identifier that holds markup ends the word and is copied as it is
+        let u = "<mi mathvariant=\"normal\">";
+        let marked = format!("A{u}h{}{u}i<mspace/></mi>{u}<x/></mi>B", "</mi>");
+        assert_eq!(merge_upright_letters(&marked), marked);
     }
 
     #[test]

@@ -490,6 +490,35 @@ mod tests {
     }
 
     #[test]
+    fn the_fingerprint_changes_with_a_file_but_not_with_hidden_or_skipped_ones() {
+        let dir = std::env::temp_dir().join(format!("aiayn-fingerprint-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("skipped")).unwrap();
+        fs::create_dir_all(dir.join("kept")).unwrap();
+        for f in ["a.md", ".hidden", "skipped/x", "kept/y"] {
+            fs::write(dir.join(f), "1").unwrap();
+        }
+        let dirs = [dir.clone()];
+        let skip = [dir.join("skipped")];
+        let at_first = fingerprint(&dirs, &skip);
+        assert_eq!(
+            fingerprint(&dirs, &skip),
+            at_first,
+            "the same files, the same print"
+        );
+        // sizes change with each write, so the print does not rest on the clock's resolution
+        fs::write(dir.join(".hidden"), "22").unwrap();
+        fs::write(dir.join("skipped/x"), "22").unwrap();
+        assert_eq!(fingerprint(&dirs, &skip), at_first);
+        fs::write(dir.join("kept/y"), "22").unwrap();
+        let changed = fingerprint(&dirs, &skip);
+        assert_ne!(changed, at_first, "a file in a subdirectory counts");
+        fs::write(dir.join("a.md"), "333").unwrap();
+        assert_ne!(fingerprint(&dirs, &skip), changed);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn content_types_cover_the_book() {
         for (file, ty) in [
             ("a.html", "text/html; charset=utf-8"),
