@@ -399,5 +399,41 @@ mod tests {
     fn existing_references_survive_escaping() {
         assert_eq!(escape_for_markdown("<mo>&lt;</mo>"), "<mo>&lt;</mo>");
         assert_eq!(escape_for_markdown("<mi>a_b</mi>"), "<mi>a&#95;b</mi>");
+        assert_eq!(
+            escape_for_markdown("<mn>&#8722;1</mn>"),
+            "<mn>&#8722;1</mn>"
+        );
+        // an `&` that does not open a complete reference is text
+        assert_eq!(escape_for_markdown("a &; b"), "a &#38;&#59; b");
+        assert_eq!(escape_for_markdown("&#;"), "&#38;&#35;&#59;");
+        assert_eq!(escape_for_markdown("&x y"), "&#38;x y");
+        // either line break becomes a space between tags; a newline in a tag does too
+        assert_eq!(escape_for_markdown("a\r\nb"), "a  b");
+        assert_eq!(escape_for_markdown("<mi\nx>"), "<mi x>");
+    }
+
+    #[test]
+    fn only_the_two_fences_of_a_short_group_are_made_plain() {
+        let (t, f) = ("<mo stretchy=\"true\">", "<mo stretchy=\"false\">");
+        let short = format!("<math><mi>a</mi><mrow>{t}(</mo><mi>x</mi>{t})</mo></mrow></math>");
+        assert_eq!(
+            unstretch_short_fences(&short),
+            format!("<math><mi>a</mi><mrow>{f}(</mo><mi>x</mi>{f})</mo></mrow></math>")
+        );
+        let tall = format!("<mrow>{t}(</mo><mfrac><mi>a</mi><mi>b</mi></mfrac>{t})</mo></mrow>");
+        assert_eq!(unstretch_short_fences(&tall), tall);
+        // an inner group is judged on its own: plain inside, stretchy around the fraction
+        let nested = format!(
+            "<mrow>{t}[</mo><mfrac><mi>a</mi><mi>b</mi></mfrac><mrow>{t}(</mo><mi>x</mi>{t})</mo></mrow>{t}]</mo></mrow>"
+        );
+        assert_eq!(
+            unstretch_short_fences(&nested),
+            format!(
+                "<mrow>{t}[</mo><mfrac><mi>a</mi><mi>b</mi></mfrac><mrow>{f}(</mo><mi>x</mi>{f})</mo></mrow>{t}]</mo></mrow>"
+            )
+        );
+        // a group that is never closed is left as it is
+        let open = format!("<mrow>{t}(</mo><mi>x</mi>");
+        assert_eq!(unstretch_short_fences(&open), open);
     }
 }

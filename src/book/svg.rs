@@ -326,6 +326,22 @@ mod tests {
     }
 
     #[test]
+    fn a_rectangle_has_rounded_corners_only_when_asked() {
+        let mut svg = Svg::new(10.0, 10.0, "r");
+        svg.rect(1.0, 2.0, 3.0, 4.0, "#fff", None, 0.0);
+        svg.rect(1.0, 2.0, 3.0, 4.0, "#fff", Some("#000"), 2.5);
+        let s = svg.finish();
+        assert!(
+            s.contains("<rect x=\"1\" y=\"2\" width=\"3\" height=\"4\" fill=\"#fff\"/>"),
+            "{s}"
+        );
+        assert!(
+            s.contains("<rect x=\"1\" y=\"2\" width=\"3\" height=\"4\" fill=\"#fff\" stroke=\"#000\" stroke-width=\"1.2\" rx=\"2.5\"/>"),
+            "{s}"
+        );
+    }
+
+    #[test]
     fn colour_ramps_hit_their_ends() {
         assert_eq!(sequential(0.0), "#ffffff");
         assert_eq!(sequential(1.0), "#08306b");
