@@ -442,7 +442,182 @@ pub fn dedent_listings(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::dedent_listings;
+    use super::*;
+    use crate::book::registry::{Implementation, Location};
+
+    fn at(file: &str, line: usize) -> Location {
+        Location {
+            file: file.to_string(),
+            line,
+        }
+    }
+
+    fn test(id: &str, kind: Kind, name: &str, file: &str, fixture: bool) -> Verification {
+        Verification {
+            id: id.to_string(),
+            kind,
+            name: name.to_string(),
+            fixture,
+            at: at(file, 1),
+        }
+    }
+
+    /// eq:b (chapter a.md) has one implementation and four examples, as many as a box lists
+    /// inline; eq:a (b.md, labelled twice) has two implementations, six property tests in two
+    /// files (one named twice) and five golden fixtures; eq:c has nothing. eq:d has only an
+    /// implementation and eq:e only a test, and neither is in a chapter.
+    fn registry() -> Registry {
+        let eq = |id: &str, chapter: &str, line: usize| Equation {
+            id: id.to_string(),
+            chapter: chapter.to_string(),
+            at: at(&format!("book/src/{chapter}"), line),
+            latex: "x".to_string(),
+        };
+        let imp = |id: &str, item: &str, file: &str, line: usize| Implementation {
+            id: id.to_string(),
+            item: item.to_string(),
+            at: at(file, line),
+        };
+        let mut verifications = Vec::new();
+        for name in ["b1", "b2", "b3", "b4"] {
+            verifications.push(test("eq:b", Kind::Example, name, "tests/e.rs", false));
+        }
+        for name in ["p1", "p2", "p3", "p2"] {
+            verifications.push(test("eq:a", Kind::Property, name, "tests/p.rs", false));
+        }
+        for name in ["q1", "q2"] {
+            verifications.push(test("eq:a", Kind::Property, name, "tests/q.rs", false));
+        }
+        for name in ["a-1.json", "a-2.json", "a-3.json", "a-4.json", "a-5.json"] {
+            verifications.push(test("eq:a", Kind::Golden, name, "fixtures/x", true));
+        }
+        verifications.push(test("eq:e", Kind::Gradient, "e_grad", "tests/g.rs", false));
+        Registry {
+            equations: vec![
+                eq("eq:a", "b.md", 9),
+                eq("eq:b", "a.md", 3),
+                eq("eq:a", "b.md", 20),
+                eq("eq:c", "z.md", 1),
+            ],
+            implementations: vec![
+                imp("eq:a", "attention", "src/a.rs", 10),
+                imp("eq:b", "Thing::b<T>", "src/b.rs", 4),
+                imp("eq:a", "attention_f32", "src/a.rs", 40),
+                imp("eq:d", "d", "src/d.rs", 1),
+            ],
+            verifications,
+            scan_problems: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_verify_box_names_implementations_and_tests_by_file() {
+        let r = registry();
+        assert_eq!(
+            verify_box(&r, "eq:b"),
+            r##"<div class="verify" id="eq:b">
+<div class="verify-title"><a class="verify-id" href="#eq:b">eq:b</a></div>
+<div class="verify-row"><span class="verify-label">Implemented by</span><span class="verify-items"><code>Thing::b&lt;T&gt;</code> <span class="verify-loc">src/b.rs:4</span></span></div>
+<div class="verify-row"><span class="verify-label">Verified by</span><span class="verify-items"><span class="verify-group"><span class="verify-kind verify-kind-example">example</span><span class="verify-tests"><code>b1</code>, <code>b2</code>, <code>b3</code>, <code>b4</code> <span class="verify-loc">(tests/e.rs)</span></span></span></span></div>
+</div>
+
+"##
+        );
+        assert_eq!(
+            verify_box(&r, "eq:a"),
+            r##"<div class="verify" id="eq:a">
+<div class="verify-title"><a class="verify-id" href="#eq:a">eq:a</a></div>
+<div class="verify-row"><span class="verify-label">Implemented by</span><span class="verify-items"><code>attention</code> <span class="verify-loc">src/a.rs:10</span>, <code>attention_f32</code> <span class="verify-loc">src/a.rs:40</span></span></div>
+<div class="verify-row"><span class="verify-label">Verified by</span><span class="verify-items"><span class="verify-group"><span class="verify-kind verify-kind-property">property</span><span class="verify-tests"><details class="verify-more"><summary>5 tests <span class="verify-loc">(tests/p.rs, tests/q.rs)</span></summary><ul><li><code>p1</code>, <code>p2</code>, <code>p3</code> <span class="verify-loc">(tests/p.rs)</span></li><li><code>q1</code>, <code>q2</code> <span class="verify-loc">(tests/q.rs)</span></li></ul></details></span></span><span class="verify-group"><span class="verify-kind verify-kind-golden">golden</span><span class="verify-tests"><details class="verify-more"><summary>5 checks <span class="verify-loc">(fixtures/)</span></summary><ul><li><code>a-1.json</code>, <code>a-2.json</code>, <code>a-3.json</code>, <code>a-4.json</code>, <code>a-5.json</code> <span class="verify-loc">(fixtures/)</span></li></ul></details></span></span></span></div>
+</div>
+
+"##
+        );
+        assert_eq!(
+            verify_box(&r, "eq:c"),
+            r##"<div class="verify verify-incomplete" id="eq:c">
+<div class="verify-title"><a class="verify-id" href="#eq:c">eq:c</a></div>
+<div class="verify-row"><span class="verify-label">Implemented by</span><span class="verify-items"><span class="verify-missing">no implementation yet</span></span></div>
+<div class="verify-row"><span class="verify-label">Verified by</span><span class="verify-items"><span class="verify-missing">no test yet</span></span></div>
+</div>
+
+"##
+        );
+        // either half missing marks the box incomplete
+        for (id, missing) in [("eq:d", "no test yet"), ("eq:e", "no implementation yet")] {
+            let b = verify_box(&r, id);
+            assert!(
+                b.starts_with("<div class=\"verify verify-incomplete\""),
+                "{b}"
+            );
+            assert_eq!(b.matches("verify-missing").count(), 1, "{b}");
+            assert!(b.contains(missing), "{b}");
+        }
+    }
+
+    #[test]
+    fn the_verification_table_lists_each_equation_once_in_chapter_order() {
+        let titles = vec![
+            ("a.md".to_string(), "Alpha".to_string()),
+            ("b.md".to_string(), "Beta & Co".to_string()),
+        ];
+        assert_eq!(
+            verification_table(&registry(), &titles),
+            r##"<p class="verify-summary">2 of 3 equations have an implementation and at least one test.</p>
+
+<div class="table-wrapper"><table class="verification-table">
+<thead><tr><th>Equation and chapter</th><th>Implemented by</th><th>property</th><th>example</th><th>golden</th><th>gradient</th></tr></thead>
+<tbody>
+<tr><td><a href="a.html#eq:b"><code>eq:b</code></a><div class="verify-chapter"><a href="a.html">Alpha</a></div></td><td><code>Thing::b&lt;T&gt;</code><br><span class="verify-loc">src/b.rs:4</span></td><td class="verify-count">&#8212;</td><td class="verify-count" title="tests/e.rs: b1
+tests/e.rs: b2
+tests/e.rs: b3
+tests/e.rs: b4">4</td><td class="verify-count">&#8212;</td><td class="verify-count">&#8212;</td></tr>
+<tr><td><a href="b.html#eq:a"><code>eq:a</code></a><div class="verify-chapter"><a href="b.html">Beta &amp; Co</a></div></td><td><code>attention</code><br><span class="verify-loc">src/a.rs:10</span><br><code>attention_f32</code><br><span class="verify-loc">src/a.rs:40</span></td><td class="verify-count" title="tests/p.rs: p1
+tests/p.rs: p2
+tests/p.rs: p3
+tests/q.rs: q1
+tests/q.rs: q2">5</td><td class="verify-count">&#8212;</td><td class="verify-count" title="fixtures/: a-1.json
+fixtures/: a-2.json
+fixtures/: a-3.json
+fixtures/: a-4.json
+fixtures/: a-5.json">5</td><td class="verify-count">&#8212;</td></tr>
+<tr><td><a href="z.html#eq:c"><code>eq:c</code></a><div class="verify-chapter"><a href="z.html">z.md</a></div></td><td><span class="verify-missing">none</span></td><td class="verify-count">&#8212;</td><td class="verify-count">&#8212;</td><td class="verify-count">&#8212;</td><td class="verify-count">&#8212;</td></tr>
+</tbody>
+</table></div>
+
+"##
+        );
+    }
+
+    #[test]
+    fn chapters_are_named_in_book_order_and_pages_are_html() {
+        let mut book = Book::new();
+        let mut first = Chapter::new("One", String::new(), "one.md", Vec::new());
+        first.sub_items.push(BookItem::Chapter(Chapter::new(
+            "One, part",
+            String::new(),
+            "one/part.md",
+            vec!["One".to_string()],
+        )));
+        book.push_item(first);
+        book.push_item(Chapter::new_draft("Later", Vec::new()));
+        book.push_item(Chapter::new("Two", String::new(), "two.md", Vec::new()));
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            chapter_titles(&book),
+            pairs(&[
+                ("one.md", "One"),
+                ("one/part.md", "One, part"),
+                ("two.md", "Two")
+            ])
+        );
+        assert_eq!(page_of("one/part.md"), "one/part.html");
+        assert_eq!(page_of("README"), "README");
+    }
 
     #[test]
     fn listings_lose_their_common_indentation_and_nothing_else_changes() {
