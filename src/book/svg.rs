@@ -326,6 +326,42 @@ mod tests {
     }
 
     #[test]
+    fn an_arrowhead_is_9_px_long_9_px_wide_and_points_along_the_last_segment() {
+        let head = |points: &[(f64, f64)]| {
+            let mut svg = Svg::new(50.0, 50.0, "a");
+            svg.arrow(points, "#333");
+            let s = svg.finish();
+            let open = "<polygon points=\"";
+            let at = s.find(open).expect("an arrowhead") + open.len();
+            s[at..at + s[at..].find('"').unwrap()].to_string()
+        };
+        // tip, then the base's two corners 4.5 px either side of the shaft, 9 px back
+        assert_eq!(head(&[(0.0, 0.0), (20.0, 0.0)]), "20,0 11,4.5 11,-4.5");
+        assert_eq!(head(&[(10.0, 40.0), (10.0, 10.0)]), "10,10 14.5,19 5.5,19");
+        // a 3-4-5 slope: the back is 5.4 and 7.2 px off the tip, the sides 3.6 and 2.7
+        assert_eq!(head(&[(0.0, 0.0), (30.0, 40.0)]), "30,40 21,35.5 28.2,30.1");
+        // only the last segment sets the direction
+        let bent = [
+            (0.0, 0.0),
+            (0.0, 10.0),
+            (10.0, 10.0),
+            (10.0, 20.0),
+            (30.0, 20.0),
+        ];
+        assert_eq!(head(&bent), "30,20 21,24.5 21,15.5");
+        let mut svg = Svg::new(50.0, 50.0, "a");
+        svg.arrow(&bent, "#333");
+        assert!(svg
+            .finish()
+            .contains("<polyline points=\"0,0 0,10 10,10 10,20 30,20\" fill=\"none\" stroke=\"#333\" stroke-width=\"1.6\"/>"));
+        // one point is no arrow at all
+        let mut svg = Svg::new(50.0, 50.0, "a");
+        svg.arrow(&[(1.0, 1.0)], "#333");
+        let s = svg.finish();
+        assert!(!s.contains("<polyline") && !s.contains("<polygon"), "{s}");
+    }
+
+    #[test]
     fn a_rectangle_has_rounded_corners_only_when_asked() {
         let mut svg = Svg::new(10.0, 10.0, "r");
         svg.rect(1.0, 2.0, 3.0, 4.0, "#fff", None, 0.0);
