@@ -27,15 +27,37 @@
   // The figures' colour ramp (src/book/svg.rs, `sequential`): white to deep blue.
   var STOPS = [[255, 255, 255], [198, 219, 239], [107, 174, 214], [33, 113, 181], [8, 48, 107]];
 
-  function colour(t) {
+  function rgb(t) {
     t = Math.min(1, Math.max(0, t));
     var scaled = t * (STOPS.length - 1);
     var i = Math.min(Math.floor(scaled), STOPS.length - 2);
     var f = scaled - i;
-    var c = [0, 1, 2].map(function (k) {
+    return [0, 1, 2].map(function (k) {
       return Math.round(STOPS[i][k] + (STOPS[i + 1][k] - STOPS[i][k]) * f);
     });
-    return "rgb(" + c.join(",") + ")";
+  }
+
+  function colour(t) {
+    return "rgb(" + rgb(t).join(",") + ")";
+  }
+
+  // WCAG 2 contrast ratio of two colours, as `contrast` in src/book/svg.rs.
+  function contrast(a, b) {
+    function luminance(c) {
+      var l = c.map(function (v) {
+        v /= 255;
+        return v <= 0.04045 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+      });
+      return 0.2126 * l[0] + 0.7152 * l[1] + 0.0722 * l[2];
+    }
+    var la = luminance(a), lb = luminance(b);
+    return (Math.max(la, lb) + 0.05) / (Math.min(la, lb) + 0.05);
+  }
+
+  // White text where it stands out more than the dark text does (`dark` in src/book/svg.rs).
+  function textColour(t) {
+    var cell = rgb(t);
+    return contrast(cell, [255, 255, 255]) > contrast(cell, [34, 34, 34]) ? "#ffffff" : "#222222";
   }
 
   function element(name, attrs, text) {
@@ -139,7 +161,7 @@
         if (v >= 0.1) {
           svg.appendChild(element("text", {
             x: left + (j + 0.5) * cell, y: top + (i + 0.5) * cell + 4, "font-size": 11,
-            "text-anchor": "middle", fill: v > 0.55 ? "#ffffff" : "#222222",
+            "text-anchor": "middle", fill: textColour(v),
             "pointer-events": "none"
           }, v.toFixed(1).replace(/^0/, "")));
         }

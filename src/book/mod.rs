@@ -339,6 +339,41 @@ mod tests {
     }
 
     #[test]
+    fn the_preprocessors_have_distinct_names_of_their_own() {
+        use mdbook_preprocessor::Preprocessor;
+        // mdBook keeps its preprocessors in a map keyed by name: a second one of the same name
+        // would take the first one's place, and `[preprocessor.NAME]` in book.toml would
+        // address both
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let all: Vec<Box<dyn Preprocessor>> = vec![
+            Box::new(preprocess::Equations {
+                registry: Registry::default(),
+            }),
+            Box::new(take::TakeThisCode { root: root.clone() }),
+            Box::new(compare::CompareTable { root: root.clone() }),
+            Box::new(mutation::MutationScore { root: root.clone() }),
+            Box::new(preprocess::Listings),
+            Box::new(preprocess::WorkedExample),
+            Box::new(preprocess::Math {
+                src_dir: root.join("book/src"),
+                display_prefix: String::new(),
+            }),
+        ];
+        let names: Vec<&str> = all.iter().map(|p| p.name()).collect();
+        for name in &names {
+            let own = name.strip_prefix("aiayn-").unwrap_or("");
+            assert!(
+                !own.is_empty() && own.chars().all(|c| c.is_ascii_lowercase() || c == '-'),
+                "{names:?}"
+            );
+        }
+        let mut distinct = names.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), names.len(), "{names:?}");
+    }
+
+    #[test]
     fn a_port_that_cannot_be_bound_is_explained() {
         let kind = |k: io::ErrorKind, port: u16| bind_error(port, &io::Error::from(k)).0;
         assert_eq!(

@@ -306,9 +306,36 @@ pub fn diverging(v: f64) -> String {
     ))
 }
 
-/// True when a cell of colour [`sequential`]`(t)` needs white text.
+/// True when a cell of colour [`sequential`]`(t)` needs white text: white stands out more
+/// against it than the dark text colour (`#222222`) does. The two meet near t = 0.67, where
+/// each has a contrast of about 4:1 with the cell.
 pub fn dark(t: f64) -> bool {
-    t > 0.55
+    let cell = rgb(&sequential(t));
+    contrast(cell, (255, 255, 255)) > contrast(cell, (0x22, 0x22, 0x22))
+}
+
+/// The colour of `#rrggbb`.
+fn rgb(hex: &str) -> (u8, u8, u8) {
+    let part = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0);
+    (part(1), part(3), part(5))
+}
+
+/// The contrast ratio of two colours by WCAG 2.x, from 1 (the same) to 21 (black on white).
+pub fn contrast(a: (u8, u8, u8), b: (u8, u8, u8)) -> f64 {
+    // relative luminance: each sRGB channel made linear, then weighted by the eye's response
+    let luminance = |(r, g, b): (u8, u8, u8)| {
+        let linear = |c: u8| {
+            let c = f64::from(c) / 255.0;
+            if c <= 0.04045 {
+                c / 12.92
+            } else {
+                ((c + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b)
+    };
+    let (la, lb) = (luminance(a), luminance(b));
+    (la.max(lb) + 0.05) / (la.min(lb) + 0.05)
 }
 
 #[cfg(test)]
@@ -359,6 +386,33 @@ mod tests {
         svg.arrow(&[(1.0, 1.0)], "#333");
         let s = svg.finish();
         assert!(!s.contains("<polyline") && !s.contains("<polygon"), "{s}");
+    }
+
+    #[test]
+    fn cell_text_keeps_the_better_contrast_and_at_least_3_to_1() {
+        // WCAG's end points: black on white is 21:1, a colour on itself 1:1
+        assert!((contrast((0, 0, 0), (255, 255, 255)) - 21.0).abs() < 1e-9);
+        assert!((contrast((255, 255, 255), (0, 0, 0)) - 21.0).abs() < 1e-9);
+        assert!((contrast((92, 162, 207), (92, 162, 207)) - 1.0).abs() < 1e-12);
+        assert_eq!(rgb("#5ca2cf"), (92, 162, 207));
+        let (white, text) = ((255, 255, 255), (0x22, 0x22, 0x22));
+        let mut switched = Vec::new();
+        for i in 0..=1000 {
+            let t = f64::from(i) / 1000.0;
+            let cell = rgb(&sequential(t));
+            let (on_white, on_text) = (contrast(cell, white), contrast(cell, text));
+            let chosen = if dark(t) { on_white } else { on_text };
+            assert!(chosen >= on_white.min(on_text), "t = {t}");
+            // the book's figures promise 3:1 for every number printed on a cell
+            assert!(chosen >= 3.0, "t = {t}: {chosen:.2}:1");
+            if i > 0 && dark(t) != dark(t - 0.001) {
+                switched.push(t);
+            }
+        }
+        // one switch, from dark text on light cells to white text on dark ones
+        assert!(!dark(0.0) && dark(1.0));
+        assert_eq!(switched.len(), 1, "{switched:?}");
+        assert!((0.6..0.8).contains(&switched[0]), "{switched:?}");
     }
 
     #[test]
