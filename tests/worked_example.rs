@@ -86,4 +86,27 @@ fn the_chapter_prints_the_numbers_the_trace_computed() {
         );
     }
     assert!(md.contains(&t.target_words.join(" ")));
+    // a matrix wider than the page shows its first columns and an ellipsis column; one that
+    // fits shows every column and no ellipsis
+    let (shown, n) = (aiayn::book::worked::SHOWN, t.words.len());
+    assert!(t.x.ncols() > shown && t.weights.ncols() <= 8);
+    let tables: Vec<Vec<&str>> = md
+        .split("\n\n")
+        .filter(|b| b.starts_with("| |"))
+        .map(|b| b.lines().collect())
+        .collect();
+    let (x, weights) = (&tables[0], &tables[4]);
+    let head: String = (1..=shown).map(|j| format!(" x{j} |")).collect();
+    assert_eq!(x[0], format!("| |{head} … |"));
+    assert_eq!(x[1], format!("|---|{}", "---:|".repeat(shown + 1)));
+    assert_eq!(x.len(), 2 + n);
+    for (row, word) in x[2..].iter().zip(&t.words) {
+        assert!(row.starts_with(&format!("| {word} |")), "{row}");
+        assert!(row.ends_with(" | |"), "{row}");
+        assert_eq!(row.matches('|').count(), shown + 3, "{row}");
+    }
+    let head: String = (1..=n).map(|j| format!(" key {j} |")).collect();
+    assert_eq!(weights[0], format!("| |{head}"));
+    assert_eq!(weights[1], format!("|---|{}", "---:|".repeat(n)));
+    assert_eq!(weights[2].matches('|').count(), n + 2, "{}", weights[2]);
 }

@@ -733,6 +733,32 @@ mod tests {
     }
 
     #[test]
+    fn an_example_file_splits_into_the_program_and_what_it_prints() {
+        let root = std::env::temp_dir().join(format!("aiayn-take-{}", std::process::id()));
+        fs::create_dir_all(root.join("book/take")).unwrap();
+        let take = Take {
+            name: "t",
+            title: "T",
+            files: &[],
+            crates: &[],
+        };
+        fs::write(
+            root.join("book/take/t.rs"),
+            "fn main() {\n    println!(\"a\");\n}\n// Output:\n// a\n//\n//  b\n",
+        )
+        .unwrap();
+        assert_eq!(
+            example(&root, &take).unwrap(),
+            Example {
+                file: "book/take/t.rs".to_string(),
+                code: "fn main() {\n    println!(\"a\");\n}\n".to_string(),
+                output: "a\n\n b".to_string(),
+            }
+        );
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
     fn every_box_is_in_exactly_one_chapter() {
         let root = root();
         let mut placed: Vec<String> = Vec::new();
