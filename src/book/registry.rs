@@ -770,6 +770,61 @@ mod tests {
     use super::*;
 
     #[test]
+    fn chapters_are_parsed_with_mdbooks_extensions_and_math() {
+        // one snippet per extension, and what the parser makes of it only with that extension
+        let cases: [(&str, fn(&Event) -> bool); 8] = [
+            ("| a |\n|---|\n| b |\n", |e| {
+                matches!(e, Event::Start(Tag::Table(_)))
+            }),
+            ("x[^1]\n\n[^1]: y\n", |e| {
+                matches!(e, Event::Start(Tag::FootnoteDefinition(_)))
+            }),
+            ("~~x~~\n", |e| matches!(e, Event::Start(Tag::Strikethrough))),
+            ("- [x] done\n", |e| matches!(e, Event::TaskListMarker(true))),
+            (
+                "# T {#here}\n",
+                |e| matches!(e, Event::Start(Tag::Heading { id: Some(id), .. }) if &**id == "here"),
+            ),
+            ("term\n: meaning\n", |e| {
+                matches!(e, Event::Start(Tag::DefinitionList))
+            }),
+            ("> [!NOTE]\n> x\n", |e| {
+                matches!(e, Event::Start(Tag::BlockQuote(Some(_))))
+            }),
+            ("$x$\n", |e| matches!(e, Event::InlineMath(_))),
+        ];
+        for (text, found) in cases {
+            assert!(
+                Parser::new_ext(text, markdown_options()).any(|e| found(&e)),
+                "{text:?}"
+            );
+            assert!(
+                !Parser::new(text).any(|e| found(&e)),
+                "{text:?} needs no extension"
+            );
+        }
+        // mdBook leaves smart punctuation to the renderer's text: the scans see plain quotes
+        assert!(!markdown_options().contains(Options::ENABLE_SMART_PUNCTUATION));
+    }
+
+    #[test]
+    fn a_problem_names_its_place_then_its_equation() {
+        let at = Location {
+            file: "book/src/a.md".to_string(),
+            line: 7,
+        };
+        let with = Problem {
+            at: at.clone(),
+            id: Some("eq:x".to_string()),
+            message: "no test".to_string(),
+        };
+        assert_eq!(with.to_string(), "book/src/a.md:7: eq:x: no test");
+        let without = Problem { id: None, ..with };
+        assert_eq!(without.to_string(), "book/src/a.md:7: no test");
+        assert_eq!(at.to_string(), "book/src/a.md:7");
+    }
+
+    #[test]
     fn an_equation_takes_the_id_on_the_next_non_blank_line() {
         let text = "Intro.\n\n$$\nx = 1\n$$\n\n{{#verify eq:one}}\n\n$$y$$\n";
         let scan = scan_chapter("c.md", "book/src/c.md", text);

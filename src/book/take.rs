@@ -815,6 +815,26 @@ mod tests {
     }
 
     #[test]
+    fn a_line_loses_its_comment_and_keeps_its_strings() {
+        let cases = [
+            // an escaped quote does not end the string, so its `//` is text
+            ("let s = \"a\\\"//b\"; // c", "let s = \"a\\\"//b\"; "),
+            // a quote mark in a string is text too
+            ("let s = \"it's\"; // c", "let s = \"it's\"; "),
+            // the character literal '"' opens no string, at the start of a line as anywhere
+            ("'\"'; // c", "'\"'; "),
+            ("f('\"', 1); // c", "f('\"', 1); "),
+            // a backslash outside a string escapes nothing
+            ("x\\// y", "x\\"),
+            ("no comment", "no comment"),
+        ];
+        for (line, code) in cases {
+            assert_eq!(code_lines(line), vec![code.to_string()], "{line}");
+        }
+        assert_eq!(code_lines("a // x\nb"), vec!["a ", "b"]);
+    }
+
+    #[test]
     fn an_import_that_names_no_file_is_an_error_naming_the_file() {
         let src = std::env::temp_dir().join(format!("aiayn-take-{}", std::process::id()));
         fs::create_dir_all(src.join("train")).unwrap();
