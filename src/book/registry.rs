@@ -772,7 +772,8 @@ mod tests {
     #[test]
     fn chapters_are_parsed_with_mdbooks_extensions_and_math() {
         // one snippet per extension, and what the parser makes of it only with that extension
-        let cases: [(&str, fn(&Event) -> bool); 8] = [
+        type Seen = fn(&Event) -> bool;
+        let cases: [(&str, Seen); 8] = [
             ("| a |\n|---|\n| b |\n", |e| {
                 matches!(e, Event::Start(Tag::Table(_)))
             }),
