@@ -809,6 +809,41 @@ mod tests {
     }
 
     #[test]
+    fn verification_tables_are_found_outside_code_and_escapes() {
+        let text =
+            format!("{TABLE}\nA\n\n{TABLE}\n\n`{TABLE}`\n\n\\{TABLE}\n\n```\n{TABLE}\n```\n");
+        let second = TABLE.len() + 4;
+        assert_eq!(
+            scan_chapter("c.md", "book/src/c.md", &text).tables,
+            vec![0..TABLE.len(), second..second + TABLE.len()]
+        );
+    }
+
+    #[test]
+    fn long_latex_is_shortened_to_60_characters_on_one_line() {
+        assert_eq!(abbreviate("a  +\n b"), "a + b");
+        let sixty = "x".repeat(60);
+        assert_eq!(abbreviate(&sixty), sixty);
+        let long = format!("{sixty}y");
+        assert_eq!(abbreviate(&long), format!("{}...", "x".repeat(57)));
+        // characters, not bytes
+        let greek = "α".repeat(61);
+        assert_eq!(abbreviate(&greek), format!("{}...", "α".repeat(57)));
+    }
+
+    #[test]
+    fn an_impl_header_names_its_type_past_braces_in_generics() {
+        assert_eq!(
+            impl_type("impl Tr<{ 1 }> for Name {").as_deref(),
+            Some("Name")
+        );
+        assert_eq!(
+            impl_type("impl<const N: usize> S<{ N + 1 }> {").as_deref(),
+            Some("S")
+        );
+    }
+
+    #[test]
     fn a_problem_names_its_place_then_its_equation() {
         let at = Location {
             file: "book/src/a.md".to_string(),

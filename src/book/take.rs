@@ -759,6 +759,33 @@ mod tests {
     }
 
     #[test]
+    fn dependencies_are_the_named_lines_of_their_section_only() {
+        let root = std::env::temp_dir().join(format!("aiayn-take-deps-{}", std::process::id()));
+        fs::create_dir_all(&root).unwrap();
+        fs::write(
+            root.join("Cargo.toml"),
+            "[package]\nname = \"x\"\n\n[dependencies]\n# old = \"1\"\n\n  nalgebra = \"0.33\"  \nrand = { version = \"0.9\" }\n[dev-dependencies]\nproptest = \"1\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            manifest_dependencies(&root).unwrap(),
+            vec![
+                ("nalgebra".to_string(), "nalgebra = \"0.33\"".to_string()),
+                (
+                    "rand".to_string(),
+                    "rand = { version = \"0.9\" }".to_string()
+                ),
+            ]
+        );
+        // a path at the very start of the code
+        assert_eq!(
+            paths_after("crate::a::B;", "crate").unwrap(),
+            vec![vec!["a", "B"]]
+        );
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
     fn every_box_is_in_exactly_one_chapter() {
         let root = root();
         let mut placed: Vec<String> = Vec::new();
