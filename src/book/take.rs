@@ -904,6 +904,9 @@ mod tests {
         );
         assert_eq!(named("use pulldown_cmark;"), ["pulldown-cmark"]);
         assert!(named("let operand = 1; // rand::x\nmy_rand::f(); grand::g()").is_empty());
+        // a module of that name inside another path, or a longer name after `use`, is not it
+        assert!(named("self::rand::f(); super::nalgebra::g()").is_empty());
+        assert!(named("use randomness;\nuse rand_core;").is_empty());
     }
 
     #[test]
