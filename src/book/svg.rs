@@ -278,18 +278,18 @@ fn hex((r, g, b): (u8, u8, u8)) -> String {
     format!("#{r:02x}{g:02x}{b:02x}")
 }
 
+/// The stops of [`sequential`]: white to deep blue.
+const SEQUENTIAL: [(u8, u8, u8); 5] = [
+    (255, 255, 255),
+    (198, 219, 239),
+    (107, 174, 214),
+    (33, 113, 181),
+    (8, 48, 107),
+];
+
 /// Sequential colour for a weight in [0, 1]: white to deep blue.
 pub fn sequential(t: f64) -> String {
-    hex(ramp(
-        &[
-            (255, 255, 255),
-            (198, 219, 239),
-            (107, 174, 214),
-            (33, 113, 181),
-            (8, 48, 107),
-        ],
-        t,
-    ))
+    hex(ramp(&SEQUENTIAL, t))
 }
 
 /// Diverging colour for a value in [-1, 1]: blue, white, red.
@@ -310,14 +310,8 @@ pub fn diverging(v: f64) -> String {
 /// against it than the dark text colour (`#222222`) does. The two meet near t = 0.67, where
 /// each has a contrast of about 4:1 with the cell.
 pub fn dark(t: f64) -> bool {
-    let cell = rgb(&sequential(t));
+    let cell = ramp(&SEQUENTIAL, t);
     contrast(cell, (255, 255, 255)) > contrast(cell, (0x22, 0x22, 0x22))
-}
-
-/// The colour of `#rrggbb`.
-fn rgb(hex: &str) -> (u8, u8, u8) {
-    let part = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0);
-    (part(1), part(3), part(5))
 }
 
 /// The contrast ratio of two colours by WCAG 2.x, from 1 (the same) to 21 (black on white).
@@ -394,12 +388,12 @@ mod tests {
         assert!((contrast((0, 0, 0), (255, 255, 255)) - 21.0).abs() < 1e-9);
         assert!((contrast((255, 255, 255), (0, 0, 0)) - 21.0).abs() < 1e-9);
         assert!((contrast((92, 162, 207), (92, 162, 207)) - 1.0).abs() < 1e-12);
-        assert_eq!(rgb("#5ca2cf"), (92, 162, 207));
         let (white, text) = ((255, 255, 255), (0x22, 0x22, 0x22));
         let mut switched = Vec::new();
         for i in 0..=1000 {
             let t = f64::from(i) / 1000.0;
-            let cell = rgb(&sequential(t));
+            let cell = ramp(&SEQUENTIAL, t);
+            assert_eq!(hex(cell), sequential(t));
             let (on_white, on_text) = (contrast(cell, white), contrast(cell, text));
             let chosen = if dark(t) { on_white } else { on_text };
             assert!(chosen >= on_white.min(on_text), "t = {t}");
