@@ -538,5 +538,56 @@ mod tests {
         assert!(e.contains("outside 1..=3"), "{e}");
         let e = parse(&format!("{HEADER}a\t3\t3\t0\t0\t0\tc\t4\n")).unwrap_err();
         assert!(e.contains("outside 0..=3"), "{e}");
+        // both ends of the range are allowed
+        for m in [1, 3] {
+            let groups = parse(&format!("{HEADER}a\t3\t2\t1\t0\t0\tc\t{m}\n")).unwrap();
+            assert_eq!(groups[0].missed_without_golden, Some(m));
+        }
+    }
+
+    #[test]
+    fn the_directive_is_drawn_from_the_four_files_and_absent_reasons_are_no_reasons() {
+        let root = std::env::temp_dir().join(format!("aiayn-mutation-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("book/runs")).unwrap();
+        let write = |name: &str, text: &str| std::fs::write(root.join(name), text).unwrap();
+        let log = format!("{HEADER}a\t3\t1\t2\t0\t0\tabc\t-\n");
+        let script = "groups=(\n\"a|src/a.rs|t|no\"\n)\n";
+        let missed = "a: src/a.rs:1:1: replace < with <= in f\na: src/a.rs:2:1: delete ! in g\n";
+        let reasons = "a: src/a.rs:1:1: replace < with <= in f\tx is never 0 here\n";
+        write(LOG, &log);
+        write(SCRIPT, script);
+        let groups = parse(&log).unwrap();
+        let defined = parse_script(script).unwrap();
+        let none = BTreeMap::new();
+        // neither list yet: no survivors, no reasons
+        assert_eq!(render(&root), markdown(&groups, &defined, "", &none));
+        write(MISSED, missed);
+        write(EQUIVALENT, reasons);
+        let with = render(&root).unwrap();
+        assert_eq!(
+            Ok(with.clone()),
+            markdown(
+                &groups,
+                &defined,
+                missed,
+                &parse_equivalent(reasons).unwrap()
+            )
+        );
+        assert!(with.contains("x is never 0 here"), "{with}");
+        // a list that exists but cannot be read is an error naming it
+        for name in [MISSED, EQUIVALENT] {
+            std::fs::remove_file(root.join(name)).unwrap();
+            std::fs::create_dir(root.join(name)).unwrap();
+            let e = render(&root).unwrap_err();
+            assert!(e.starts_with(&format!("cannot read {name}: ")), "{e}");
+            std::fs::remove_dir(root.join(name)).unwrap();
+            write(name, "");
+        }
+        std::fs::remove_file(root.join(LOG)).unwrap();
+        assert!(render(&root)
+            .unwrap_err()
+            .starts_with(&format!("cannot read {LOG}: ")));
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -841,6 +841,11 @@ mod tests {
             impl_type("impl<const N: usize> S<{ N + 1 }> {").as_deref(),
             Some("S")
         );
+        // the header ends at the body's brace, whatever the line holds after it
+        assert_eq!(
+            impl_type("impl Snake_case { fn f() { for x in y {} } }").as_deref(),
+            Some("Snake_case")
+        );
     }
 
     #[test]
@@ -937,5 +942,248 @@ mod tests {
         ] {
             assert!(!is_valid_id(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_marker_names_the_first_fn_after_it_within_40_lines() {
+        // a fn just before a marker is not the one it names; a `}` at column 0 ends an impl
+        let mut src = String::from(
+            "impl Kept {\n}\nfn before() {}\n/// After (`eq:a`).\nmod m {\n    pub fn after() {}\n}\n\
+             fn before_test() {}\n// verifies: eq:a (example)\nfn after_test() {}\n",
+        );
+        // line 11: a marker whose fn is 40 lines on (found); lines 52 and 94: markers whose
+        // fn is 41 lines on (too far: a problem each)
+        src.push_str("/// Near (`eq:b`).\n");
+        src.push_str(&"\n".repeat(39));
+        src.push_str("fn near() {}\n/// Far (`eq:c`).\n");
+        src.push_str(&"\n".repeat(40));
+        src.push_str("fn far() {}\n// verifies: eq:c (property)\n");
+        src.push_str(&"\n".repeat(40));
+        src.push_str("fn far_test() {}\n");
+        let (mut impls, mut verifs, mut problems) = (vec![], vec![], vec![]);
+        scan_rust("src/y.rs", &src, &mut impls, &mut verifs, &mut problems);
+        let items: Vec<_> = impls
+            .iter()
+            .map(|i| (i.id.as_str(), i.item.as_str(), i.at.line))
+            .collect();
+        assert_eq!(items, [("eq:a", "after", 6), ("eq:b", "near", 51)]);
+        let tests: Vec<_> = verifs
+            .iter()
+            .map(|v| (v.id.as_str(), v.name.as_str(), v.at.to_string()))
+            .collect();
+        assert_eq!(tests, [("eq:a", "after_test", "src/y.rs:10".to_string())]);
+        let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            problems,
+            [
+                "src/y.rs:52: eq:c: implementation marker with no `fn` after it",
+                "src/y.rs:94: eq:c: `// verifies:` comment with no test `fn` after it"
+            ]
+        );
+    }
+
+    /// Writes `files` (path, text) under a fresh directory and returns it.
+    fn tree(name: &str, files: &[(&str, &str)]) -> PathBuf {
+        let root =
+            std::env::temp_dir().join(format!("aiayn-registry-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        for (file, text) in files {
+            let path = root.join(file);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, text).unwrap();
+        }
+        root
+    }
+
+    #[test]
+    fn a_scan_reads_chapters_code_tests_and_fixtures_and_reports_each_gap() {
+        let root = tree(
+            "scan",
+            &[
+                ("book/src/SUMMARY.md", "$$\ns\n$$\n"),
+                (
+                    "book/src/b.md",
+                    "# B\n\n$$\nb\n$$\n\n{{#verify eq:b}}\n\n$$\nnone\n$$\n",
+                ),
+                (
+                    "book/src/a.md",
+                    "$$\na\n$$\n{{#verify eq:a}}\n\n$$\nc\n$$\n{{#verify eq:c}}\n",
+                ),
+                (
+                    "src/lib.rs",
+                    "/// A (`eq:a`).\npub fn a() {}\n/// B (`eq:b`).\npub fn b() {}\n\
+                     /// Z (`eq:z`).\npub fn z() {}\n",
+                ),
+                (
+                    "tests/t.rs",
+                    "// verifies: eq:a (example)\n#[test]\nfn a_works() {}\n",
+                ),
+                (
+                    "fixtures/f1.json",
+                    r#"{"equation": "eq:b", "gradients": {}}"#,
+                ),
+                ("fixtures/f2.json", r#"{"equation": ["eq:a", 3, "eq:y"]}"#),
+                ("fixtures/empty.json", r#"{"equation": ""}"#),
+                ("fixtures/null.json", r#"{"equation": null}"#),
+                ("fixtures/none.json", r#"{"op": "x"}"#),
+                ("fixtures/bad.json", "not json"),
+                ("fixtures/badid.json", r#"{"equation": "Eq A"}"#),
+                ("fixtures/notes.txt", "{}"),
+                ("fixtures/dir.json/inner.json", r#"{"equation": "eq:q"}"#),
+            ],
+        );
+        let mut registry = Registry::scan(&root).unwrap();
+        fs::remove_dir_all(&root).unwrap();
+        let equations: Vec<_> = registry
+            .equations
+            .iter()
+            .map(|e| {
+                (
+                    e.id.as_str(),
+                    e.chapter.as_str(),
+                    e.at.line,
+                    e.latex.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            equations,
+            [
+                ("eq:a", "a.md", 1, "a"),
+                ("eq:c", "a.md", 6, "c"),
+                ("eq:b", "b.md", 3, "b")
+            ]
+        );
+        let items: Vec<_> = registry
+            .implementations
+            .iter()
+            .map(|i| (i.id.as_str(), i.item.as_str(), i.at.to_string()))
+            .collect();
+        assert_eq!(
+            items,
+            [
+                ("eq:a", "a", "src/lib.rs:2".to_string()),
+                ("eq:b", "b", "src/lib.rs:4".to_string()),
+                ("eq:z", "z", "src/lib.rs:6".to_string())
+            ]
+        );
+        let tests: Vec<_> = registry
+            .verifications
+            .iter()
+            .map(|v| {
+                (
+                    v.id.as_str(),
+                    v.kind,
+                    v.name.as_str(),
+                    v.fixture,
+                    v.at.to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            tests,
+            [
+                (
+                    "eq:a",
+                    Kind::Example,
+                    "a_works",
+                    false,
+                    "tests/t.rs:3".to_string()
+                ),
+                (
+                    "eq:b",
+                    Kind::Golden,
+                    "f1.json",
+                    true,
+                    "fixtures/f1.json:1".to_string()
+                ),
+                (
+                    "eq:b",
+                    Kind::Gradient,
+                    "f1.json",
+                    true,
+                    "fixtures/f1.json:1".to_string()
+                ),
+                (
+                    "eq:a",
+                    Kind::Golden,
+                    "f2.json",
+                    true,
+                    "fixtures/f2.json:1".to_string()
+                ),
+                (
+                    "eq:y",
+                    Kind::Golden,
+                    "f2.json",
+                    true,
+                    "fixtures/f2.json:1".to_string()
+                )
+            ]
+        );
+        let shown = |p: &[Problem]| p.iter().map(ToString::to_string).collect::<Vec<_>>();
+        assert_eq!(
+            shown(
+                &registry
+                    .unlabelled_equations()
+                    .into_iter()
+                    .cloned()
+                    .collect::<Vec<_>>()
+            ),
+            [
+                "book/src/b.md:9: display equation without an id: put `{{#verify eq:ID}}` on the \
+              next non-blank line after `$$none$$`"
+            ]
+        );
+        assert_eq!(
+            shown(&registry.problems()),
+            [
+                "book/src/b.md:9: display equation without an id: put `{{#verify eq:ID}}` on \
+                 the next non-blank line after `$$none$$`",
+                "fixtures/bad.json:1: not valid JSON: expected ident at line 1 column 2",
+                "fixtures/badid.json:1: Eq A: \"equation\" is not a valid equation id",
+                "fixtures/none.json:1: golden fixture without a top-level \"equation\" id",
+                "book/src/a.md:6: eq:c: no implementation: mark the function's doc comment \
+                 with (`eq:c`)",
+                "book/src/a.md:6: eq:c: no test: add `// verifies: eq:c \
+                 (property|example|golden|gradient)` above a test, or a fixture whose \
+                 \"equation\" is eq:c",
+                "src/lib.rs:6: eq:z: implemented here, but no display equation of the book has \
+                 this id (`{{#verify eq:z}}`)",
+                "fixtures/f2.json:1: eq:y: verified here, but no display equation of the book \
+                 has this id (`{{#verify eq:y}}`)"
+            ]
+        );
+        // SUMMARY order; a chapter it does not list goes last, its equations in line order
+        registry.order_chapters(&["b.md".to_string(), "a.md".to_string()]);
+        assert_eq!(registry.ids(), ["eq:b", "eq:a", "eq:c"]);
+        registry.order_chapters(&["b.md".to_string()]);
+        assert_eq!(registry.ids(), ["eq:b", "eq:a", "eq:c"]);
+        registry.order_chapters(&["x.md".to_string(), "a.md".to_string()]);
+        assert_eq!(registry.ids(), ["eq:a", "eq:c", "eq:b"]);
+    }
+
+    #[test]
+    fn a_book_id_without_an_implementation_or_test_is_reported_once() {
+        let at = |line| Location {
+            file: "book/src/a.md".to_string(),
+            line,
+        };
+        let equation = |id: &str, line| Equation {
+            id: id.to_string(),
+            chapter: "a.md".to_string(),
+            at: at(line),
+            latex: String::new(),
+        };
+        let registry = Registry {
+            equations: vec![
+                equation("eq:d", 1),
+                equation("eq:d", 5),
+                equation("eq:e", 9),
+            ],
+            ..Registry::default()
+        };
+        let lines = |p: Vec<Problem>| p.into_iter().map(|p| p.at.line).collect::<Vec<_>>();
+        assert_eq!(lines(registry.unimplemented()), [1, 9]);
+        assert_eq!(lines(registry.untested()), [1, 9]);
     }
 }

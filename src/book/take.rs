@@ -586,7 +586,15 @@ impl Preprocessor for TakeThisCode {
         "aiayn-take-this-code"
     }
 
-    fn run(&self, _ctx: &PreprocessorContext, mut book: Book) -> BookResult<Book> {
+    fn run(&self, _ctx: &PreprocessorContext, book: Book) -> BookResult<Book> {
+        self.expand(book)
+    }
+}
+
+impl TakeThisCode {
+    /// Expands the directives of every chapter; the first chapter that fails is named in the
+    /// error.
+    fn expand(&self, mut book: Book) -> BookResult<Book> {
         let mut error = None;
         book.for_each_chapter_mut(|ch| {
             if error.is_some() || !ch.content.contains(DIRECTIVE) {
@@ -641,6 +649,12 @@ pub fn write_crate(root: &Path, take: &Take, dir: &Path) -> Result<(), TakeError
     write(dir.join("src/main.rs"), &example(root, take)?.code)
 }
 
+/// Whether an offline build is tried again online: it failed, and cargo's error names the
+/// `--offline` flag (it does when a crate is missing from the registry cache).
+fn needs_fetch(built: bool, stderr: &str) -> bool {
+    !built && stderr.contains("--offline")
+}
+
 /// Builds the fresh crate in `dir` (`cargo build --release`, warnings denied) with `target` as
 /// its target directory, runs it and compares what it prints with the box. The build is
 /// offline, and goes online only if cargo says a crate is missing from the registry cache.
@@ -667,9 +681,11 @@ pub fn run_in_fresh_crate(
             .map_err(|e| TakeError(format!("cannot run cargo: {e}")))
     };
     let mut built = build(true)?;
-    let offline_missed = String::from_utf8_lossy(&built.stderr).contains("--offline");
-    if !built.status.success() && offline_missed {
-        built = build(false)?; // the registry cache lacked a crate: fetch it
+    if needs_fetch(
+        built.status.success(),
+        &String::from_utf8_lossy(&built.stderr),
+    ) {
+        built = build(false)?;
     }
     if !built.status.success() {
         return Err(TakeError(format!(
@@ -705,6 +721,7 @@ pub fn run_in_fresh_crate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mdbook_preprocessor::book::{BookItem, Chapter};
 
     fn root() -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -854,6 +871,8 @@ mod tests {
             // a backslash outside a string escapes nothing
             ("x\\// y", "x\\"),
             ("no comment", "no comment"),
+            // one slash is division
+            ("let x = a / b; // c", "let x = a / b; "),
         ];
         for (line, code) in cases {
             assert_eq!(code_lines(line), vec![code.to_string()], "{line}");
@@ -920,6 +939,160 @@ mod tests {
         assert_eq!(
             lib_rs(&take),
             "pub mod params;\npub mod train {\n    pub mod adam;\n    pub mod schedule;\n}\n"
+        );
+    }
+
+    #[test]
+    fn only_a_failed_build_that_names_offline_mode_is_tried_online() {
+        let missing = "error: no matching package named `nalgebra` found\n\
+                       note: offline mode (--offline) is on";
+        assert!(needs_fetch(false, missing));
+        assert!(!needs_fetch(true, missing));
+        assert!(!needs_fetch(
+            false,
+            "error[E0425]: cannot find value `x` in this scope"
+        ));
+    }
+
+    #[test]
+    fn a_fresh_crate_holds_the_manifest_lock_files_lib_rs_and_example() {
+        let root = root();
+        let dir = std::env::temp_dir().join(format!("aiayn-take-crate-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let take = find("tasks").unwrap();
+        write_crate(&root, take, &dir).unwrap();
+        let read = |p: &str| fs::read_to_string(dir.join(p)).unwrap();
+        let own = |p: &str| fs::read_to_string(root.join(p)).unwrap();
+        let rand = own("Cargo.toml")
+            .lines()
+            .find(|l| l.starts_with("rand ="))
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            read("Cargo.toml"),
+            format!(
+                "[package]\nname = \"my_crate\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+                 [dependencies]\n{rand}\n"
+            )
+        );
+        assert_eq!(read("Cargo.lock"), own("Cargo.lock"));
+        assert_eq!(read("src/train/batch.rs"), own("src/train/batch.rs"));
+        assert_eq!(read("src/train/tasks.rs"), own("src/train/tasks.rs"));
+        assert_eq!(
+            read("src/lib.rs"),
+            "pub mod train {\n    pub mod batch;\n    pub mod tasks;\n}\n"
+        );
+        let main = read("src/main.rs");
+        assert!(main.starts_with("use my_crate::train::"), "{main}");
+        assert!(!main.contains(OUTPUT_MARKER), "{main}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The bleu box needs no crates, so its fresh crate builds in seconds: the real box passes,
+    /// and a box whose program prints something else, fails, or does not build is refused
+    /// with the reason.
+    #[test]
+    fn a_fresh_crate_must_build_run_and_print_what_its_box_says() {
+        let root = root();
+        let take = find("bleu").unwrap();
+        let scratch = std::env::temp_dir().join(format!("aiayn-take-run-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&scratch);
+        let target = scratch.join("target");
+        let run = |root: &Path, name: &str| {
+            let dir = scratch.join(name);
+            write_crate(root, take, &dir).unwrap();
+            run_in_fresh_crate(root, take, &dir, &target)
+        };
+        assert_eq!(run(&root, "real"), Ok(()));
+
+        // a copy of the crate root with another example
+        let fake = scratch.join("root");
+        for file in ["Cargo.toml", "Cargo.lock", "src/bleu.rs"] {
+            fs::create_dir_all(fake.join(file).parent().unwrap()).unwrap();
+            fs::copy(root.join(file), fake.join(file)).unwrap();
+        }
+        fs::create_dir_all(fake.join("book/take")).unwrap();
+        let example = |text: &str| fs::write(fake.join("book/take/bleu.rs"), text).unwrap();
+
+        example("fn main() {\n    println!(\"a\\n  b\");\n}\n// Output:\n// a\n//  c\n");
+        assert_eq!(
+            run(&fake, "other"),
+            Err(TakeError(
+                "box \"bleu\": the example printed\na\n  b\nbut the box says it prints\na\n c"
+                    .to_string()
+            ))
+        );
+        example(
+            "fn main() {\n    println!(\"a\");\n    eprintln!(\"oops\");\n    \
+             std::process::exit(3);\n}\n// Output:\n// a\n",
+        );
+        assert_eq!(
+            run(&fake, "fails"),
+            Err(TakeError(
+                "box \"bleu\": the example failed (exit status: 3):\noops\n".to_string()
+            ))
+        );
+        example("fn main() {\n    let unused = 1;\n}\n// Output:\n//\n");
+        let error = run(&fake, "warns").unwrap_err().0;
+        assert!(
+            error.starts_with("box \"bleu\": the fresh crate did not build:\n")
+                && error.contains("unused variable: `unused`"),
+            "{error}"
+        );
+        fs::remove_dir_all(&scratch).unwrap();
+    }
+
+    #[test]
+    fn boxes_are_expanded_in_place_and_the_first_bad_chapter_is_named() {
+        let root = root();
+        let chapter = |name: &str, content: &str| {
+            BookItem::Chapter(Chapter::new(
+                name,
+                content.to_string(),
+                format!("{name}.md"),
+                vec![],
+            ))
+        };
+        let book = |items: Vec<BookItem>| {
+            let mut book = Book::new();
+            for item in items {
+                book.push_item(item);
+            }
+            book
+        };
+        let pre = TakeThisCode { root: root.clone() };
+        let expanded = pre
+            .expand(book(vec![
+                chapter("plain", "no box {{#take-this-cod bleu}}"),
+                chapter("one", "before\n{{#take-this-code bleu}}\nafter"),
+            ]))
+            .unwrap();
+        let contents: Vec<String> = expanded
+            .iter()
+            .filter_map(|item| match item {
+                BookItem::Chapter(ch) => Some(ch.content.clone()),
+                _ => None,
+            })
+            .collect();
+        let bleu = render(&root, find("bleu").unwrap()).unwrap();
+        assert_eq!(
+            contents,
+            [
+                "no box {{#take-this-cod bleu}}".to_string(),
+                format!("before\n{bleu}\nafter")
+            ]
+        );
+        let error = pre
+            .expand(book(vec![
+                chapter("fine", "{{#take-this-code bleu}}"),
+                chapter("first", "{{#take-this-code nope}}"),
+                chapter("second", "{{#take-this-code nada}}"),
+            ]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("chapter \"first\": no \"take this code\" box named \"nope\""),
+            "{error}"
         );
     }
 }
