@@ -556,6 +556,42 @@ mod tests {
     }
 
     #[test]
+    fn an_equation_is_complete_with_an_implementation_and_a_test_of_any_kind() {
+        // eq:e has a test but no implementation, eq:f every kind, eq:g one kind
+        let equation = |id: &str, line| Equation {
+            id: id.to_string(),
+            chapter: "a.md".to_string(),
+            at: at("book/src/a.md", line),
+            latex: "x".to_string(),
+        };
+        let implementation = |id: &str| Implementation {
+            id: id.to_string(),
+            item: "f".to_string(),
+            at: at("src/f.rs", 1),
+        };
+        let mut verifications = vec![test("eq:e", Kind::Gradient, "e", "tests/e.rs", false)];
+        for kind in Kind::ALL {
+            verifications.push(test("eq:f", kind, "f", "tests/f.rs", false));
+        }
+        verifications.push(test("eq:g", Kind::Example, "g", "tests/g.rs", false));
+        let registry = Registry {
+            equations: vec![
+                equation("eq:e", 1),
+                equation("eq:f", 2),
+                equation("eq:g", 3),
+            ],
+            implementations: vec![implementation("eq:f"), implementation("eq:g")],
+            verifications,
+            scan_problems: Vec::new(),
+        };
+        let html = verification_table(&registry, &[]);
+        assert!(
+            html.starts_with("<p class=\"verify-summary\">2 of 3 equations have an implementation and at least one test.</p>"),
+            "{html}"
+        );
+    }
+
+    #[test]
     fn the_verification_table_lists_each_equation_once_in_chapter_order() {
         let titles = vec![
             ("a.md".to_string(), "Alpha".to_string()),
@@ -628,5 +664,11 @@ fixtures/: a-5.json">5</td><td class="verify-count">&#8212;</td></tr>
             "Text\n    indented prose\n\n```rust\n/// Doc.\nfn f() {\n\n    1\n}\n```\n\n~~~\nx\n  y\n~~~\n"
         );
         assert_eq!(dedent_listings("```\n  open\n"), "```\n  open\n");
+        // a longer fence is a listing too; two backticks are not a fence
+        assert_eq!(
+            dedent_listings("````md\n  ```\n  x\n  ```\n````\n"),
+            "````md\n```\nx\n```\n````\n"
+        );
+        assert_eq!(dedent_listings("``\n  x\n``\n"), "``\n  x\n``\n");
     }
 }

@@ -388,6 +388,29 @@ mod tests {
         assert!((contrast((0, 0, 0), (255, 255, 255)) - 21.0).abs() < 1e-9);
         assert!((contrast((255, 255, 255), (0, 0, 0)) - 21.0).abs() < 1e-9);
         assert!((contrast((92, 162, 207), (92, 162, 207)) - 1.0).abs() < 1e-12);
+        // #767676 on white is the lightest grey with 4.5:1, WCAG AA's bar for body text
+        // (4.54:1 as WebAIM's contrast checker gives it; #777777 falls just short, 4.48:1)
+        assert_eq!(
+            format!("{:.2}", contrast((0x76, 0x76, 0x76), (255, 255, 255))),
+            "4.54"
+        );
+        assert_eq!(
+            format!("{:.2}", contrast((0x77, 0x77, 0x77), (255, 255, 255))),
+            "4.48"
+        );
+        // a lighter channel always stands out more against black, through the knee of the
+        // sRGB curve (at 10/255) too
+        type Channel = fn(u8) -> (u8, u8, u8);
+        let colours: [Channel; 4] = [|v| (v, v, v), |v| (v, 0, 0), |v| (0, v, 0), |v| (0, 0, v)];
+        for level in 1..=255u8 {
+            for colour in colours {
+                let (lower, higher) = (colour(level - 1), colour(level));
+                assert!(
+                    contrast(higher, (0, 0, 0)) > contrast(lower, (0, 0, 0)),
+                    "{lower:?} to {higher:?}"
+                );
+            }
+        }
         let (white, text) = ((255, 255, 255), (0x22, 0x22, 0x22));
         let mut switched = Vec::new();
         for i in 0..=1000 {
