@@ -1011,8 +1011,8 @@ mod tests {
                 ),
                 (
                     "src/lib.rs",
-                    "/// A (`eq:a`).\npub fn a() {}\n/// B (`eq:b`).\npub fn b() {}\n\
-                     /// Z (`eq:z`).\npub fn z() {}\n",
+                    // (one line: a line of this file that starts with `///` is a marker)
+                    "/// A (`eq:a`).\npub fn a() {}\n/// B (`eq:b`).\npub fn b() {}\n/// Z (`eq:z`).\npub fn z() {}\n",
                 ),
                 (
                     "tests/t.rs",
