@@ -946,16 +946,20 @@ mod tests {
 
     #[test]
     fn a_marker_names_the_first_fn_after_it_within_40_lines() {
-        // a fn just before a marker is not the one it names; a `}` at column 0 ends an impl
+        // a `}` at column 0 ends an impl (nothing else does here); a fn just before a marker is
+        // not the one it names
         let mut src = String::from(
-            "impl Kept {\n}\nfn before() {}\n/// After (`eq:a`).\nmod m {\n    pub fn after() {}\n}\n\
+            "impl Kept {\n}\n/// After (`eq:a`).\nmod m {\n    pub fn after() {}\n}\n\
+             fn before() {}\n/// Again (`eq:d`).\nfn again() {}\n\
              fn before_test() {}\n// verifies: eq:a (example)\nfn after_test() {}\n",
         );
-        // line 11: a marker whose fn is 40 lines on (found); lines 52 and 94: markers whose
-        // fn is 41 lines on (too far: a problem each)
+        // lines 13 and 54: markers whose fn is 40 lines on (found); lines 95 and 137: markers
+        // whose fn is 41 lines on (too far: a problem each)
         src.push_str("/// Near (`eq:b`).\n");
         src.push_str(&"\n".repeat(39));
-        src.push_str("fn near() {}\n/// Far (`eq:c`).\n");
+        src.push_str("fn near() {}\n// verifies: eq:b (property)\n");
+        src.push_str(&"\n".repeat(39));
+        src.push_str("fn near_test() {}\n/// Far (`eq:c`).\n");
         src.push_str(&"\n".repeat(40));
         src.push_str("fn far() {}\n// verifies: eq:c (property)\n");
         src.push_str(&"\n".repeat(40));
@@ -966,18 +970,31 @@ mod tests {
             .iter()
             .map(|i| (i.id.as_str(), i.item.as_str(), i.at.line))
             .collect();
-        assert_eq!(items, [("eq:a", "after", 6), ("eq:b", "near", 51)]);
+        assert_eq!(
+            items,
+            [
+                ("eq:a", "after", 5),
+                ("eq:d", "again", 9),
+                ("eq:b", "near", 53)
+            ]
+        );
         let tests: Vec<_> = verifs
             .iter()
             .map(|v| (v.id.as_str(), v.name.as_str(), v.at.to_string()))
             .collect();
-        assert_eq!(tests, [("eq:a", "after_test", "src/y.rs:10".to_string())]);
+        assert_eq!(
+            tests,
+            [
+                ("eq:a", "after_test", "src/y.rs:12".to_string()),
+                ("eq:b", "near_test", "src/y.rs:94".to_string())
+            ]
+        );
         let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
         assert_eq!(
             problems,
             [
-                "src/y.rs:52: eq:c: implementation marker with no `fn` after it",
-                "src/y.rs:94: eq:c: `// verifies:` comment with no test `fn` after it"
+                "src/y.rs:95: eq:c: implementation marker with no `fn` after it",
+                "src/y.rs:137: eq:c: `// verifies:` comment with no test `fn` after it"
             ]
         );
     }
