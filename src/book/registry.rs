@@ -964,6 +964,8 @@ mod tests {
         src.push_str("fn far() {}\n// verifies: eq:c (property)\n");
         src.push_str(&"\n".repeat(40));
         src.push_str("fn far_test() {}\n");
+        // a line at column 0 that starts with `pub ` ends an impl too (here one on one line)
+        src.push_str("impl Oneline { fn x() {} }\npub mod n {\n    /// In (`eq:e`).\n    pub fn inner() {}\n}\n");
         let (mut impls, mut verifs, mut problems) = (vec![], vec![], vec![]);
         scan_rust("src/y.rs", &src, &mut impls, &mut verifs, &mut problems);
         let items: Vec<_> = impls
@@ -975,7 +977,8 @@ mod tests {
             [
                 ("eq:a", "after", 5),
                 ("eq:d", "again", 9),
-                ("eq:b", "near", 53)
+                ("eq:b", "near", 53),
+                ("eq:e", "inner", 182)
             ]
         );
         let tests: Vec<_> = verifs
