@@ -353,6 +353,16 @@ mod tests {
         let err = render_chapter("ok\n\n$$\n\\frac{a}{b\n$$\n", "c.md", None).unwrap_err();
         assert_eq!(err.line, 3, "{err}");
         assert!(render_chapter("It costs $5 and $6.\n", "c.md", None).is_ok());
+        // `$$` in a listing is code; after the listing ends, a stray one fails again
+        let listing = "```\n$$ in code\n```\n\nok\n";
+        assert!(render_chapter(listing, "c.md", None).is_ok());
+        let err = render_chapter(
+            &format!("{listing}\n$$\n\\frac{{a}}{{b\n$$\n"),
+            "c.md",
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.line, 7, "{err}");
     }
 
     #[test]
