@@ -31,8 +31,9 @@ fn the_worked_example_is_eq_1_on_head_1_of_the_trained_model() {
         .into_owned()
         .map(f64::from);
     assert_abs_diff_eq!(head_1, t.output, epsilon = 1e-4); // f32 against f64
-                                                           // and the input is the model's own: the weights of head 1 of layer 1 in a whole forward
-                                                           // pass over the sentence, embeddings and positions included
+
+    // and the input is the model's own: the weights of head 1 of layer 1 in a whole forward
+    // pass over the sentence, embeddings and positions included
     let src = m.task.vocab.encode(aiayn::book::worked::SENTENCE).unwrap();
     let seen = m.model.attention_weights(&src, &[BOS]);
     assert_abs_diff_eq!(seen.encoder[0][0].map(f64::from), t.weights, epsilon = 1e-4);

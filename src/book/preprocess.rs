@@ -462,22 +462,28 @@ mod tests {
         }
     }
 
+    fn eq(id: &str, chapter: &str, line: usize) -> Equation {
+        Equation {
+            id: id.to_string(),
+            chapter: chapter.to_string(),
+            at: at(&format!("book/src/{chapter}"), line),
+            latex: "x".to_string(),
+        }
+    }
+
+    fn imp(id: &str, item: &str, file: &str, line: usize) -> Implementation {
+        Implementation {
+            id: id.to_string(),
+            item: item.to_string(),
+            at: at(file, line),
+        }
+    }
+
     /// eq:b (chapter a.md) has one implementation and four examples, as many as a box lists
     /// inline; eq:a (b.md, labelled twice) has two implementations, six property tests in two
     /// files (one named twice) and five golden fixtures; eq:c has nothing. eq:d has only an
     /// implementation and eq:e only a test, and neither is in a chapter.
     fn registry() -> Registry {
-        let eq = |id: &str, chapter: &str, line: usize| Equation {
-            id: id.to_string(),
-            chapter: chapter.to_string(),
-            at: at(&format!("book/src/{chapter}"), line),
-            latex: "x".to_string(),
-        };
-        let imp = |id: &str, item: &str, file: &str, line: usize| Implementation {
-            id: id.to_string(),
-            item: item.to_string(),
-            at: at(file, line),
-        };
         let mut verifications = Vec::new();
         for name in ["b1", "b2", "b3", "b4"] {
             verifications.push(test("eq:b", Kind::Example, name, "tests/e.rs", false));
@@ -558,17 +564,6 @@ mod tests {
     #[test]
     fn an_equation_is_complete_with_an_implementation_and_a_test_of_any_kind() {
         // eq:e has a test but no implementation, eq:f every kind, eq:g one kind
-        let equation = |id: &str, line| Equation {
-            id: id.to_string(),
-            chapter: "a.md".to_string(),
-            at: at("book/src/a.md", line),
-            latex: "x".to_string(),
-        };
-        let implementation = |id: &str| Implementation {
-            id: id.to_string(),
-            item: "f".to_string(),
-            at: at("src/f.rs", 1),
-        };
         let mut verifications = vec![test("eq:e", Kind::Gradient, "e", "tests/e.rs", false)];
         for kind in Kind::ALL {
             verifications.push(test("eq:f", kind, "f", "tests/f.rs", false));
@@ -576,11 +571,14 @@ mod tests {
         verifications.push(test("eq:g", Kind::Example, "g", "tests/g.rs", false));
         let registry = Registry {
             equations: vec![
-                equation("eq:e", 1),
-                equation("eq:f", 2),
-                equation("eq:g", 3),
+                eq("eq:e", "a.md", 1),
+                eq("eq:f", "a.md", 2),
+                eq("eq:g", "a.md", 3),
             ],
-            implementations: vec![implementation("eq:f"), implementation("eq:g")],
+            implementations: vec![
+                imp("eq:f", "f", "src/f.rs", 1),
+                imp("eq:g", "f", "src/f.rs", 1),
+            ],
             verifications,
             scan_problems: Vec::new(),
         };

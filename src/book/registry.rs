@@ -889,6 +889,14 @@ mod tests {
         assert_eq!(scan.stray[0].at.line, 8);
     }
 
+    /// Each implementation as (id, item, line).
+    fn items_of(impls: &[Implementation]) -> Vec<(&str, &str, usize)> {
+        impls
+            .iter()
+            .map(|i| (i.id.as_str(), i.item.as_str(), i.at.line))
+            .collect()
+    }
+
     #[test]
     fn rust_markers_name_the_next_fn_and_its_type() {
         let src = "impl<T: RealField> Thing<T> {\n    /// Does it (`eq:a`), also (`eq:b`).\n    ///\n    pub fn forward(&self) {}\n}\n\n/// Free (`eq:c`).\npub fn free<T>() {}\n";
@@ -896,10 +904,7 @@ mod tests {
         let (mut impls, mut verifs, mut problems) = (vec![], vec![], vec![]);
         scan_rust("src/x.rs", src, &mut impls, &mut verifs, &mut problems);
         scan_rust("tests/t.rs", tests, &mut impls, &mut verifs, &mut problems);
-        let items: Vec<_> = impls
-            .iter()
-            .map(|i| (i.id.as_str(), i.item.as_str(), i.at.line))
-            .collect();
+        let items = items_of(&impls);
         assert_eq!(
             items,
             [
@@ -968,10 +973,7 @@ mod tests {
         src.push_str("impl Oneline { fn x() {} }\npub mod n {\n    /// In (`eq:e`).\n    pub fn inner() {}\n}\n");
         let (mut impls, mut verifs, mut problems) = (vec![], vec![], vec![]);
         scan_rust("src/y.rs", &src, &mut impls, &mut verifs, &mut problems);
-        let items: Vec<_> = impls
-            .iter()
-            .map(|i| (i.id.as_str(), i.item.as_str(), i.at.line))
-            .collect();
+        let items = items_of(&impls);
         assert_eq!(
             items,
             [
